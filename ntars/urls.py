@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from ntars import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("accounts/", include("allauth.urls")),
+    path("", include("members.urls")),
+    path("", include("frontend.urls")),
+    path("django-admin/", admin.site.urls),
+]
