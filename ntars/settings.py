@@ -134,6 +134,10 @@ else:
 TEST_DATABASE_NAME = env("TEST_DATABASE_NAME", "")
 if TEST_DATABASE_NAME:
     DATABASES["default"]["TEST"] = {"NAME": TEST_DATABASE_NAME}
+elif TESTING and DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file (in RAM where there is /dev/shm) rather than :memory:, so a Daphne subprocess under test shares it.
+    _shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else DATA_DIR  # noqa: S108 (test-only, per-pid name)
+    DATABASES["default"]["TEST"] = {"NAME": str(_shm / f"ntars-test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", "")

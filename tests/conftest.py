@@ -10,6 +10,8 @@ from tests.cast import Cast, make_cast
 
 os.environ.setdefault("NTARS_TESTING", "true")
 
+pytest_plugins = ["tests.servers", "tests.browser"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # CI=true: a test that needs PostgreSQL or Redis fails when it is missing, never skips.
