@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from allauth.mfa.totp.internal.auth import TOTP, hotp_value, yield_hotp_counters_from_time, format_hotp_value
+from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value, yield_hotp_counters_from_time
 
 from members.models import Agreement, AgreementAcceptance, Business, Role, Street, StreetGroup, User
 
