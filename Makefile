@@ -3,8 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Django 6 needs Python 3.12+. Use the first interpreter that is new enough: an explicit PYTHON=,
-# then python3.x on the PATH, then pyenv-installed versions that are not active.
-PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3 $(sort $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3)); do \
+# then python3.x on the PATH, then pyenv-installed versions that are not active (newest first).
+PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3 $$(ls -d $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
