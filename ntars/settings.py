@@ -302,6 +302,11 @@ HUB_RATE_BURST = envint("HUB_RATE_BURST", 30)
 HUB_MAX_GROUPS = envint("HUB_MAX_GROUPS", 50)
 HUB_REPLAY_LIMIT = envint("HUB_REPLAY_LIMIT", 500)
 HUB_ABUSE_STRIKES = envint("HUB_ABUSE_STRIKES", 20)
+# Each socket re-subscribes and fetches anything it missed this often; membership is re-read at most this stale.
+HUB_RECONCILE_SECONDS = float(env("HUB_RECONCILE_SECONDS", "12"))
+HUB_MEMBERSHIP_TTL_SECONDS = float(env("HUB_MEMBERSHIP_TTL_SECONDS", "5"))
+# A presence row not refreshed for this long belongs to a dead process and is ignored.
+HUB_PRESENCE_STALE_SECONDS = envint("HUB_PRESENCE_STALE_SECONDS", 45)
 
 # --- Logging: never message text, passwords or tokens ------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO")

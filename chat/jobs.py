@@ -1,0 +1,18 @@
+"""Street-chat background jobs (run by `manage.py serve` in-process, or `manage.py run_worker`)."""
+
+from __future__ import annotations
+
+from chat.services import messages_purge_expired, presence_sweep_stale
+from members.jobs import periodic
+
+
+@periodic(name="chat.purge_expired", every_seconds=60)
+def purge_expired() -> dict[str, int]:
+    """Delete expired messages and their blobs; each purge that deletes something is audited."""
+    return {"messages": messages_purge_expired()}
+
+
+@periodic(name="chat.presence_sweep", every_seconds=15)
+def presence_sweep() -> dict[str, int]:
+    """Forget sockets whose process stopped heart-beating, so presence shows no ghosts."""
+    return {"stale_connections": presence_sweep_stale()}
