@@ -307,6 +307,20 @@ HUB_RECONCILE_SECONDS = float(env("HUB_RECONCILE_SECONDS", "12"))
 HUB_MEMBERSHIP_TTL_SECONDS = float(env("HUB_MEMBERSHIP_TTL_SECONDS", "5"))
 # A presence row not refreshed for this long belongs to a dead process and is ignored.
 HUB_PRESENCE_STALE_SECONDS = envint("HUB_PRESENCE_STALE_SECONDS", 45)
+# --- Web Push (docs/alerts.md) -------------------------------------------------------------------------
+# VAPID key: PEM (or base64url raw/DER) in VAPID_PRIVATE_KEY, or a file named by VAPID_PRIVATE_KEY_FILE
+# (`manage.py vapid_keys` writes one). Empty: generated on first use into DATA_DIR/vapid_private.pem,
+# unless VAPID_KEY_AUTOGENERATE is off (it is off in production: configure the key there).
+VAPID_PRIVATE_KEY = env("VAPID_PRIVATE_KEY", "")
+VAPID_PUBLIC_KEY = env("VAPID_PUBLIC_KEY", "")
+VAPID_SUBJECT = env("VAPID_SUBJECT", "mailto:ntars@northamptonbid.example")
+VAPID_KEY_AUTOGENERATE = envbool("VAPID_KEY_AUTOGENERATE", not PRODUCTION)
+# Subscription endpoints on private, loopback or link-local addresses are refused (SSRF), except hosts/IPs
+# in the allow-list (the tests' fake push service on 127.0.0.1).
+PUSH_ALLOW_PRIVATE_ENDPOINTS = envbool("PUSH_ALLOW_PRIVATE_ENDPOINTS", False)
+PUSH_ENDPOINT_ALLOWLIST = envlist("PUSH_ENDPOINT_ALLOWLIST", "")
+PUSH_CONCURRENCY = envint("PUSH_CONCURRENCY", 32)
+
 
 # --- Logging: never message text, passwords or tokens ------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO")

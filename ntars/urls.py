@@ -6,6 +6,7 @@ from ntars import health
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
+    path("alerts/", include("alerts.urls")),
     path("", include("members.urls")),
     path("", include("frontend.urls")),
     path("django-admin/", admin.site.urls),
