@@ -92,3 +92,39 @@ def test_it_has_an_executable_bash_ci_script_that_runs_make_test() -> None:
         assert check in text
     syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=30)
     assert syntax.returncode == 0, syntax.stderr
+
+
+def example_environment(tmp_path: Path) -> dict[str, str]:
+    """deploy/ntars.env.example as the services would read it, with its secret files made up under tmp_path."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    vapid = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    secrets = {
+        "secret_key": "s" * 20 + "-not-a-real-key-but-long-enough-" + "k" * 20,
+        "database_url": "postgres://ntars@%2Fvar%2Frun%2Fpostgresql/ntars",
+        "email_url": "smtp+tls://ntars:hunter2@smtp.example.org:587",
+        "vapid_private_key": vapid.decode(),
+    }
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    for line in (REPO / "deploy" / "ntars.env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, value = line.split("=", 1)
+            env[name] = value.strip('"')
+    for name, value in secrets.items():
+        path = tmp_path / name
+        path.write_text(value + "\n")
+        key = f"{name.upper()}_FILE"
+        assert env[key] == f"/etc/ntars/credentials/{name}"
+        env[key] = str(path)
+    env["NTARS_DATA_DIR"] = str(tmp_path / "data")
+    return env
+
+
+def test_it_passes_the_deploy_check_with_the_example_production_environment(tmp_path: Path) -> None:
+    env = example_environment(tmp_path)
+    assert env["NTARS_ENV"] == "production"
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
