@@ -130,8 +130,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         ordering = ["full_name"]
         constraints: ClassVar[list[Any]] = [
             models.CheckConstraint(
-                condition=models.Q(role__in=list(BUSINESS_ROLES), business__isnull=False)
-                | (~models.Q(role__in=list(BUSINESS_ROLES)) & models.Q(business__isnull=True)),
+                condition=models.Q(role__in=sorted(BUSINESS_ROLES), business__isnull=False)
+                | (~models.Q(role__in=sorted(BUSINESS_ROLES)) & models.Q(business__isnull=True)),
                 name="user_business_matches_role",
             ),
         ]

@@ -182,7 +182,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='user',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('business__isnull', False), ('role__in', ['staff', 'manager'])), models.Q(models.Q(('role__in', ['staff', 'manager']), _negated=True), ('business__isnull', True)), _connector='OR'), name='user_business_matches_role'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('business__isnull', False), ('role__in', ['manager', 'staff'])), models.Q(models.Q(('role__in', ['manager', 'staff']), _negated=True), ('business__isnull', True)), _connector='OR'), name='user_business_matches_role'),
         ),
         migrations.AddConstraint(
             model_name='business',
