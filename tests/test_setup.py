@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -128,3 +129,17 @@ def test_it_passes_the_deploy_check_with_the_example_production_environment(tmp_
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_it_documents_every_setting_in_the_readme() -> None:
+    settings_text = (REPO / "ntars" / "settings.py").read_text()
+    read = set(re.findall(r'\benv(?:bool|int|list)?\(\s*"([A-Z][A-Z0-9_]*)"', settings_text))
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", (REPO / "README.md").read_text(), re.MULTILINE))
+    assert len(read) > 20
+    assert read - documented == set(), "add these to README.md's configuration table"
+
+
+def test_it_gives_exactly_two_quick_start_commands() -> None:
+    readme = (REPO / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    assert quick_start.splitlines() == ["make demo", "make test"]

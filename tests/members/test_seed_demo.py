@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from members.management.commands.seed_demo import (
     NIGHT_TIME,
     STREETS,
     TOWN_CENTRE,
+    demo_emails,
 )
 from members.models import (
     AUTHORITY_ROLES,
@@ -212,3 +215,12 @@ def test_it_refuses_totp_codes_in_production(db: None, settings: Any) -> None:
     settings.PRODUCTION = True
     with pytest.raises(CommandError, match="production"):
         demo_totp(AUTHORITIES[0].email)
+
+
+def test_it_matches_the_demo_logins_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"**`{DEMO_PASSWORD}`**" in readme
+    for authority in AUTHORITIES:
+        assert f"| `{authority.email}` | {Role(authority.role).label} | `{authority.totp_secret}` |" in readme
+    listed = set(re.findall(r"^\| `([^`]+@[^`]+)` \|", readme, re.MULTILINE))
+    assert listed <= demo_emails()
