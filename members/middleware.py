@@ -13,7 +13,10 @@ from django.shortcuts import redirect
 
 from members.selectors import user_gate
 
+# Session key holding when the person signed in (epoch seconds; set by members.signals on login).
 SESSION_AUTH_AT = "ntars_authenticated_at"
+# Request attribute telling the logout audit why the server signed someone out.
+LOGOUT_REASON_ATTR = "ntars_logout_reason"
 
 # Paths a gated user may still reach: signing in and out, setting up two-factor, the agreements page.
 _GATE_OPEN_PREFIXES = ("/accounts/", "/agreements/", "/static/", "/healthz", "/sw.js", "/manifest", "/offline")
@@ -29,7 +32,8 @@ class SessionTimeoutMiddleware:
         if request.user.is_authenticated:
             now = int(time.time())
             started = request.session.setdefault(SESSION_AUTH_AT, now)
-            if now - int(started) > settings.SESSION_ABSOLUTE_SECONDS:
+            if now - int(started) >= settings.SESSION_ABSOLUTE_SECONDS:
+                setattr(request, LOGOUT_REASON_ATTR, "absolute_timeout")
                 logout(request)
                 messages.info(request, "Your session reached its time limit. Please sign in again.")
                 return redirect(settings.LOGIN_URL)
@@ -45,6 +49,7 @@ class AccountGateMiddleware:
         if user.is_authenticated and not request.path.startswith(_GATE_OPEN_PREFIXES):
             gate = user_gate(user=user)  # type: ignore[arg-type]
             if gate == "inactive":
+                setattr(request, LOGOUT_REASON_ATTR, "inactive")
                 logout(request)
                 messages.error(request, "Your access to NTARS is suspended. Contact the BID office.")
                 return redirect(settings.LOGIN_URL)

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from members import views
+from members import security_views, views
 
 app_name = "members"
 
 urlpatterns = [
+    path("security/", security_views.security, name="security"),
     path("agreements/", views.agreements, name="agreements"),
     # Public: applying for voluntary membership, accepting an invitation.
     path("apply/", views.apply, name="apply"),
