@@ -265,6 +265,14 @@ SECURE_CSP = {
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("UPLOAD_MAX_BYTES", 15 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Reports (issue 5): a photo over REPORT_IMAGE_MAX_BYTES or a request over REPORT_UPLOAD_MAX_BYTES gets 413;
+# an image over REPORT_IMAGE_MAX_PIXELS is refused as a possible decompression bomb (Pillow's cap stays on too).
+REPORT_IMAGE_MAX_BYTES = envint("REPORT_IMAGE_MAX_BYTES", 12 * 1024 * 1024)
+REPORT_MAX_IMAGES = envint("REPORT_MAX_IMAGES", 8)
+REPORT_UPLOAD_MAX_BYTES = envint("REPORT_UPLOAD_MAX_BYTES", 64 * 1024 * 1024)
+REPORT_IMAGE_MAX_PIXELS = envint("REPORT_IMAGE_MAX_PIXELS", 89_478_485)  # Pillow's default MAX_IMAGE_PIXELS
+# Where the report map's pin starts when the reporter's business has no coordinates (Northampton centre).
+REPORT_MAP_DEFAULT = tuple(float(v) for v in env("REPORT_MAP_DEFAULT", "52.2371,-0.8954").split(","))
 
 # --- Email -------------------------------------------------------------------------------------------
 EMAIL_URL = env("EMAIL_URL", "")
