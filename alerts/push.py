@@ -58,7 +58,7 @@ def b64url_decode(value: str) -> bytes:
 
 # --- VAPID key -------------------------------------------------------------------------------------------
 _vapid_lock = threading.Lock()
-_vapid_cache: dict[tuple[str, str], Vapid02] = {}
+_vapid_cache: dict[tuple[str, str, str], Vapid02] = {}
 
 
 def vapid_key_file() -> Path:
@@ -122,7 +122,8 @@ def _load_or_create_default() -> ec.EllipticCurvePrivateKey:
 
 def vapid() -> Vapid02:
     """The configured VAPID signer (generated on first use in the embedded default)."""
-    config = (settings.VAPID_PRIVATE_KEY, str(settings.DATA_DIR) if not settings.VAPID_PRIVATE_KEY else "")
+    config = (settings.VAPID_PRIVATE_KEY, settings.VAPID_PUBLIC_KEY,
+              "" if settings.VAPID_PRIVATE_KEY else str(settings.DATA_DIR))
     with _vapid_lock:
         signer = _vapid_cache.get(config)
         if signer is None:

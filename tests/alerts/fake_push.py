@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import resource
 import secrets
 import threading
 import time
@@ -167,6 +168,7 @@ class FakePushService:
                 "first_error": self.errors[0] if self.errors else None,
                 "last_accepted_at": max((d.at for d in self.deliveries), default=None),
                 "max_body": max((d.body_size for d in self.deliveries), default=0),
+                "cpu_seconds": _process_cpu_seconds(),
             }
 
     # --- the checks a push service makes --------------------------------------------------------------------
@@ -257,6 +259,11 @@ class FakePushService:
             raise _Rejected(400, f"body does not decrypt: {exc}") from exc
 
 
+def _process_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 class _Rejected(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -314,3 +321,24 @@ def running(vapid_public_key: str, **options: Any) -> Iterator[FakePushService]:
         yield service
     finally:
         service.stop()
+
+
+def serve_main(argv: list[str] | None = None) -> None:
+    """`python -m tests.alerts.fake_push KEY`: serve until killed; prints READY_PREFIX + origin when ready."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("vapid_public_key")
+    parser.add_argument("--accept-any", action="store_true", help="accept any /push/<token> endpoint")
+    parser.add_argument("--no-decrypt", action="store_true", help="check headers and VAPID only")
+    args = parser.parse_args(argv)
+    service = FakePushService(vapid_public_key=args.vapid_public_key, accept_any=args.accept_any,
+                              decrypt=not args.no_decrypt).start()
+    print(f"{READY_PREFIX}{service.origin}", flush=True)
+    threading.Event().wait()
+
+
+READY_PREFIX = "FAKE PUSH READY "
+
+if __name__ == "__main__":
+    serve_main()

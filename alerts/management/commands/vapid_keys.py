@@ -19,14 +19,14 @@ class Command(BaseCommand):
                             help="Where to write the private key (default: DATA_DIR/vapid_private.pem)")
         parser.add_argument("--force", action="store_true",
                             help="Replace an existing key file (every device must subscribe again)")
-        parser.add_argument("--stdout", action="store_true",
+        parser.add_argument("--print", dest="print_pem", action="store_true",
                             help="Print the private PEM instead of writing a file (for a secret manager)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         key = push.vapid_private_key_generate()
         pem = push.vapid_private_pem(key)
         public = push.vapid_public_b64(key)
-        if options["stdout"]:
+        if options["print_pem"]:
             self.stdout.write(pem.decode(), ending="")
             self.stderr.write(f"VAPID_PUBLIC_KEY={public}")
             return
