@@ -185,7 +185,8 @@ def businesses(request: HttpRequest) -> HttpResponse:
 def _businesses_render(request: HttpRequest, actor: User, *, failed: Business | None = None,
                        failed_form: forms.ReasonForm | None = None) -> HttpResponse:
     items = (Business.objects.exclude(status__in=[Business.Status.APPLIED, Business.Status.REJECTED])
-             .select_related("street").annotate(people_count=Count("people", filter=Q(people__is_active=True))))
+             .select_related("street").annotate(people_count=Count("people", filter=Q(people__is_active=True)))
+             .order_by("name"))
     q, status = request.GET.get("q", "").strip(), request.GET.get("status", "")
     if q:
         items = items.filter(Q(name__icontains=q) | Q(levy_reference__icontains=q) | Q(street__name__icontains=q))
