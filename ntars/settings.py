@@ -275,7 +275,8 @@ REPORT_IMAGE_MAX_PIXELS = envint("REPORT_IMAGE_MAX_PIXELS", 89_478_485)  # Pillo
 REPORT_MAP_DEFAULT = tuple(float(v) for v in env("REPORT_MAP_DEFAULT", "52.2371,-0.8954").split(","))
 
 # --- Email -------------------------------------------------------------------------------------------
-EMAIL_URL = env("EMAIL_URL", "")
+# Production mails through SMTP (a local MTA unless EMAIL_URL names one); never the demo's file outbox.
+EMAIL_URL = env("EMAIL_URL", "smtp://localhost:25" if PRODUCTION else "")
 if EMAIL_URL:
     _email = urlsplit(EMAIL_URL)
     MAILERS = {
