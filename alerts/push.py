@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -292,8 +291,6 @@ async def _send_one(item: Outgoing, signer: Vapid02, session: aiohttp.ClientSess
 
 
 async def send_many_async(items: Sequence[Outgoing], *, concurrency: int) -> list[Outcome]:
-    if not items:
-        return []
     signer = vapid()
     limit = asyncio.Semaphore(max(1, concurrency))
     connector = aiohttp.TCPConnector(limit=max(1, concurrency), ttl_dns_cache=300)
@@ -303,6 +300,8 @@ async def send_many_async(items: Sequence[Outgoing], *, concurrency: int) -> lis
 
 def send_many(items: Sequence[Outgoing], *, concurrency: int | None = None) -> list[Outcome]:
     """Send every push concurrently and return one outcome per item (never raises for a single failure)."""
+    if not items:
+        return []
     concurrency = concurrency or settings.PUSH_CONCURRENCY
     try:
         asyncio.get_running_loop()
@@ -312,10 +311,3 @@ def send_many(items: Sequence[Outgoing], *, concurrency: int | None = None) -> l
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(lambda: asyncio.run(send_many_async(items, concurrency=concurrency))).result()
 
-
-def describe(outcomes: Sequence[Outcome]) -> dict[str, Any]:
-    return {
-        "sent": sum(o.accepted for o in outcomes),
-        "gone": sum(o.gone for o in outcomes),
-        "retry": sum(o.retryable for o in outcomes),
-    }

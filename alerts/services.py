@@ -234,6 +234,7 @@ def _retry_delay(outcome: push.Outcome, attempts: int) -> float:
 
 def deliver_due(*, limit: int = 1000) -> dict[str, int]:
     """Send up to `limit` due pushes concurrently and record each outcome; returns counts."""
+    push.vapid()  # a missing key fails here, before any row is claimed
     token, rows = push_deliveries_claim(limit=limit)
     if not rows:
         return {}

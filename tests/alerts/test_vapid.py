@@ -12,8 +12,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from alerts import push
+from alerts import push, services
+from alerts.models import PushDelivery, PushSubscription
 from ntars.settings import env
+from tests.cast import Cast
 
 
 def test_it_generates_a_key_pair_into_a_private_file(tmp_path: Path, settings: SettingsWrapper) -> None:
@@ -85,3 +87,13 @@ def test_it_accepts_raw_and_der_keys_and_checks_the_public_key(settings: Setting
     settings.VAPID_PUBLIC_KEY = push.vapid_public_b64(push.vapid_private_key_generate())
     with pytest.raises(ImproperlyConfigured, match="does not belong"):
         push.vapid()
+
+
+def test_it_claims_nothing_while_the_key_is_missing(cast: Cast, settings: SettingsWrapper) -> None:
+    PushSubscription.objects.create(user=cast.bob, endpoint="https://push.example.com/push/1", p256dh="k", auth="a")
+    services.push_to_users(user_ids=[cast.bob.pk], payload={"x": 1})
+    settings.VAPID_PRIVATE_KEY = ""
+    settings.VAPID_KEY_AUTOGENERATE = False
+    with pytest.raises(ImproperlyConfigured):
+        services.deliver_due()
+    assert PushDelivery.objects.get().claim == ""
