@@ -11,7 +11,7 @@
 //
 // Later features add their handlers in the "Extension points" section at the end.
 
-const SHELL_VERSION = "1d191dd0e7f2";
+const SHELL_VERSION = "427ba93fefaf";
 const CACHE_PREFIX = "ntars-shell-";
 const SHELL_CACHE = `${CACHE_PREFIX}${SHELL_VERSION}`;
 const OFFLINE_URL = "/offline/";
