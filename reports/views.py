@@ -40,12 +40,13 @@ def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
 
-def _form_context(request: HttpRequest, form: ReportForm, status: int = 200) -> HttpResponse:
+def _form_context(request: HttpRequest, form: ReportForm, status: int = 200, problem: str = "") -> HttpResponse:
     user = _user(request)
     lat, lng = selectors.map_default_for(user=user)
     business = user.business
     context = {
         "form": form,
+        "problem": problem,
         "categories": kinds_by_category(),
         "welfare_kinds": sorted(WELFARE_FIRST_KINDS),
         "outreach_note": OUTREACH_NOTE,
@@ -75,9 +76,7 @@ def report_new(request: HttpRequest) -> HttpResponse:
             message = TOO_LARGE_BODY
         except services.UploadTooLarge as exc:
             message = str(exc)
-    form = ReportForm()
-    form.add_error(None, message)
-    return _form_context(request, form, status=413)
+    return _form_context(request, ReportForm(), status=413, problem=message)
 
 
 def _report_new_get(request: HttpRequest) -> HttpResponse:
