@@ -360,3 +360,46 @@ def test_it_shows_every_role_its_security_page(cast: Cast) -> None:
         if user.requires_mfa:
             assert "<strong>On.</strong>" in html
             assert "/accounts/2fa/totp/deactivate/" not in html  # mandatory: no "turn off" offered
+
+
+# --- Passkeys in a real browser (Chromium's virtual authenticator through the DevTools protocol) -------
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_it_adds_a_passkey_and_signs_in_with_it(cast: Cast, live_server_proc: Any, new_context: Any) -> None:
+    from playwright.sync_api import expect
+
+    from tests.browser import sign_in as browser_sign_in
+
+    # WebAuthn needs a domain as relying-party id (an IP address is refused), and localhost is a secure context.
+    base = f"http://localhost:{live_server_proc.port}"
+    context = new_context()
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
+        "isUserVerified": True, "automaticPresenceSimulation": True,
+    }})
+
+    browser_sign_in(page, base, cast.alice.email, PASSWORD)
+    page.goto(f"{base}/security/")
+    page.get_by_role("link", name="Add a passkey").click()
+    page.get_by_label("Password").fill(PASSWORD)  # changing how you sign in asks for the password again
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_label("Passwordless").check()
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.get_by_role("heading", name="Recovery codes")).to_be_visible()
+    assert Authenticator.objects.filter(user=cast.alice, type=Authenticator.Type.WEBAUTHN).count() == 1
+
+    page.goto(f"{base}/security/")
+    expect(page.get_by_text("(passkey)")).to_be_visible()
+    page.get_by_role("button", name="Sign out").first.click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+    # Passwordless: no email, no password, no code.
+    page.get_by_role("button", name="Use a passkey").click()
+    expect(page.get_by_role("heading", name=re.compile("Hello, Alice"))).to_be_visible()
+    assert AuditEvent.objects.filter(action="login.succeeded", actor=cast.alice).count() == 2
+    assert AuditEvent.objects.filter(action="mfa.added", actor=cast.alice, detail__type="webauthn").exists()
