@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "ntars.middleware.PrivateNoStoreMiddleware",
     # Before the timeout and the gate, which tell the person why they were signed out or redirected.
     "django.contrib.messages.middleware.MessageMiddleware",
     "members.middleware.SessionTimeoutMiddleware",
@@ -308,19 +309,6 @@ GROUP_RETENTION_MIN_SECONDS = 3600
 GROUP_RETENTION_MAX_SECONDS = 90 * 24 * 3600
 WORKER_TICK_SECONDS = envint("WORKER_TICK_SECONDS", 5)
 
-# Hub limits (see docs/protocol.md).
-HUB_MAX_FRAME_BYTES = envint("HUB_MAX_FRAME_BYTES", 256 * 1024)
-HUB_MAX_ENVELOPE_BYTES = envint("HUB_MAX_ENVELOPE_BYTES", 64 * 1024)
-HUB_RATE_PER_SECOND = float(env("HUB_RATE_PER_SECOND", "10"))
-HUB_RATE_BURST = envint("HUB_RATE_BURST", 30)
-HUB_MAX_GROUPS = envint("HUB_MAX_GROUPS", 50)
-HUB_REPLAY_LIMIT = envint("HUB_REPLAY_LIMIT", 500)
-HUB_ABUSE_STRIKES = envint("HUB_ABUSE_STRIKES", 20)
-# Each socket re-subscribes and fetches anything it missed this often; membership is re-read at most this stale.
-HUB_RECONCILE_SECONDS = float(env("HUB_RECONCILE_SECONDS", "12"))
-HUB_MEMBERSHIP_TTL_SECONDS = float(env("HUB_MEMBERSHIP_TTL_SECONDS", "5"))
-# A presence row not refreshed for this long belongs to a dead process and is ignored.
-HUB_PRESENCE_STALE_SECONDS = envint("HUB_PRESENCE_STALE_SECONDS", 45)
 # --- Web Push (docs/alerts.md) -------------------------------------------------------------------------
 # VAPID key: PEM (or base64url raw/DER) in VAPID_PRIVATE_KEY, or a file named by VAPID_PRIVATE_KEY_FILE
 # (`manage.py vapid_keys` writes one). Empty: generated on first use into DATA_DIR/vapid_private.pem,
@@ -335,6 +323,19 @@ PUSH_ALLOW_PRIVATE_ENDPOINTS = envbool("PUSH_ALLOW_PRIVATE_ENDPOINTS", False)
 PUSH_ENDPOINT_ALLOWLIST = envlist("PUSH_ENDPOINT_ALLOWLIST", "")
 PUSH_CONCURRENCY = envint("PUSH_CONCURRENCY", 32)
 
+# Hub limits (see docs/protocol.md).
+HUB_MAX_FRAME_BYTES = envint("HUB_MAX_FRAME_BYTES", 256 * 1024)
+HUB_MAX_ENVELOPE_BYTES = envint("HUB_MAX_ENVELOPE_BYTES", 64 * 1024)
+HUB_RATE_PER_SECOND = float(env("HUB_RATE_PER_SECOND", "10"))
+HUB_RATE_BURST = envint("HUB_RATE_BURST", 30)
+HUB_MAX_GROUPS = envint("HUB_MAX_GROUPS", 50)
+HUB_REPLAY_LIMIT = envint("HUB_REPLAY_LIMIT", 500)
+HUB_ABUSE_STRIKES = envint("HUB_ABUSE_STRIKES", 20)
+# Each socket re-subscribes and fetches anything it missed this often; membership is re-read at most this stale.
+HUB_RECONCILE_SECONDS = float(env("HUB_RECONCILE_SECONDS", "12"))
+HUB_MEMBERSHIP_TTL_SECONDS = float(env("HUB_MEMBERSHIP_TTL_SECONDS", "5"))
+# A presence row not refreshed for this long belongs to a dead process and is ignored.
+HUB_PRESENCE_STALE_SECONDS = envint("HUB_PRESENCE_STALE_SECONDS", 45)
 
 # --- Logging: never message text, passwords or tokens ------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO")
