@@ -20,7 +20,7 @@ AGREEMENTS = "/agreements/"
 def test_it_asks_a_new_person_to_accept_before_anything_else(cast: Cast, client: Client) -> None:
     newbie = make_user("nina@books.example", "Nina New", Role.STAFF, cast.books, accept=False)
     client.force_login(newbie)
-    for path in ("/", reverse("members:security")):
+    for path in ("/", reverse("members:team"), reverse("members:people")):
         response = client.get(path)
         assert response.status_code == 302 and response["Location"] == reverse("members:agreements")
     page = client.get(AGREEMENTS)
