@@ -11,5 +11,5 @@ def test_it_keeps_signed_in_pages_out_of_shared_caches(cast: Cast, client: Clien
 
 
 def test_it_leaves_public_pages_cacheable(db: None, client: Client) -> None:
-    response = client.get("/accounts/login/")
+    response = client.get("/offline/")
     assert "no-store" not in response.get("Cache-Control", "")
