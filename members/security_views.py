@@ -108,7 +108,16 @@ def user_sessions_end(
         return sessions_end(sessions=sessions, reason="session_ended")
 
 
-# --- View --------------------------------------------------------------------------------------------
+# --- Views -------------------------------------------------------------------------------------------
+
+
+@login_required
+def email_managed(request: HttpRequest) -> HttpResponse:
+    """Stands in for allauth's email page: people do not swap their own sign-in address (unverified, it would
+    let a borrowed session move the account to another mailbox); managers and the BID office change it."""
+    messages.info(request, "Your sign-in email address is managed by your manager or the BID office: ask them "
+                           "if it needs to change.")
+    return redirect("members:security")
 
 
 def _back(request: HttpRequest) -> HttpResponse:

@@ -268,6 +268,37 @@ def test_it_renders_the_two_factor_pages_in_the_shell(cast: Cast, client: Client
         assert 'class="skip-link"' in response.content.decode(), url
 
 
+def test_it_does_not_let_people_move_their_account_to_another_email(cast: Cast, client: Client) -> None:
+    from allauth.account.models import EmailAddress
+
+    sign_in(client, "bob@books.example")
+    for data in [{"action_add": "", "email": "x@elsewhere.example"},
+                 {"action_primary": "", "email": "x@elsewhere.example"}]:
+        response = client.post("/accounts/email/", data)
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/security/"
+    cast.bob.refresh_from_db()
+    assert cast.bob.email == "bob@books.example"
+    assert not EmailAddress.objects.filter(email="x@elsewhere.example").exists()
+    assert "managed by your manager or the BID office" in client.get("/security/").content.decode()
+
+
+def test_it_sends_the_django_admin_sign_in_through_two_factor(cast: Cast, client: Client) -> None:
+    cast.admin.is_staff = True
+    cast.admin.is_superuser = True
+    cast.admin.save(update_fields=["is_staff", "is_superuser"])
+    response = client.get("/django-admin/login/?next=/django-admin/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/accounts/login/?next=")
+    # Posting a password to the admin's own form signs nobody in.
+    client.post("/django-admin/login/", {"username": cast.admin.email, "password": PASSWORD})
+    assert "_auth_user_id" not in client.session
+    assert client.get("/django-admin/").status_code == 302
+    sign_in(client, cast.admin.email)
+    client.post("/accounts/2fa/authenticate/", {"code": totp_now()})
+    assert client.get("/django-admin/").status_code == 200
+
+
 # --- Lockout (axes) ----------------------------------------------------------------------------------
 
 
