@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -18,10 +19,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from channels.db import DatabaseSyncToAsync
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 
 from chat import selectors, services
@@ -56,8 +57,21 @@ STRIKE_WINDOW_SECONDS = 60.0
 
 
 def db(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Run ORM code in a worker thread (not the single shared one: the pool serves many sockets at once)."""
-    return DatabaseSyncToAsync(func, thread_sensitive=False)
+    """Run ORM code in a worker thread (not the single shared one: the pool serves many sockets at once).
+
+    Connections are closed (returned to the pool) inside the call's own context: asgiref runs the function in
+    a copied context, where channels' DatabaseSyncToAsync clean-up does not see the connection it used.
+    """
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        close_old_connections()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False)
 
 
 class TokenBucket:
@@ -265,7 +279,7 @@ class HubConsumer(AsyncWebsocketConsumer):
             )
         except DB_DOWN:
             raise ProtocolError("unavailable", "not stored: the hub cannot reach its database; retry", ref=ref) from None
-        await self._emit(stored.ack_frame())
+        await self._emit(stored.ack_frame(ref))
 
     async def _frame_retract(self, frame: dict[str, Any]) -> None:
         ref = frame.get("client_id")
@@ -280,7 +294,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         except DB_DOWN:
             raise ProtocolError("unavailable", "not retracted: the hub cannot reach its database; retry", ref=ref) from None
         if ref:
-            await self._emit(stored.ack_frame())
+            await self._emit(stored.ack_frame(ref))
 
     async def _require_member(self, group_id: int, *, ref: str | None) -> None:
         await self._refresh_membership()

@@ -36,10 +36,11 @@ class Stored:
     duplicate: bool
     client_id: uuid.UUID | None
 
-    def ack_frame(self) -> dict[str, Any]:
+    def ack_frame(self, client_id: str) -> dict[str, Any]:
+        """The ack for the frame with this client_id (a retried retract may carry a new one)."""
         return {
             "type": "ack",
-            "client_id": str(self.client_id),
+            "client_id": client_id,
             "group": self.group_id,
             "seq": self.seq,
             "server_time": timestamp(self.server_time),
