@@ -266,6 +266,8 @@ def test_it_renders_the_two_factor_pages_in_the_shell(cast: Cast, client: Client
         response = client.get(url, follow=True)
         assert response.status_code == 200, url
         assert 'class="skip-link"' in response.content.decode(), url
+    # Two-factor is mandatory for a warden: allauth's overview offers no "Deactivate".
+    assert "/accounts/2fa/totp/deactivate/" not in client.get("/accounts/2fa/").content.decode()
 
 
 def test_it_does_not_let_people_move_their_account_to_another_email(cast: Cast, client: Client) -> None:
