@@ -169,3 +169,35 @@ def test_it_validates_duplicate_queries(alice: Client) -> None:
     assert alice.get("/api/v1/reports/duplicates?kind=juggling").status_code == 422
     assert alice.get("/api/v1/reports/duplicates?kind=graffiti&latitude=95&longitude=0").status_code == 422
     assert alice.get("/api/v1/reports/duplicates?kind=graffiti&latitude=52").status_code == 422
+
+
+def test_it_adds_to_a_report_found_nearby(cast: Cast, alice: Client) -> None:
+    original = report_create(reporter=cast.charlie, kind="drugs", description="Dealing by the bins.").report
+    found = alice.get(f"/api/v1/reports/duplicates?kind=drugs&street={cast.abington.pk}").json()
+    assert [d["id"] for d in found] == [original.pk]
+    response = alice.post("/api/v1/reports/", data={"kind": "drugs", "description": "Same pair again.",
+                                                    "addendum_to": str(original.pk)})
+    assert response.status_code == 201
+    addendum = Report.objects.get(pk=response.json()["report"]["id"])
+    assert addendum.addendum_to == original
+    assert response.json()["report"]["addendum_to"] is None  # the reporter is not told about the other report
+    officer = Client()
+    officer.force_login(cast.officer)
+    page = officer.get(f"/reports/{original.pk}/").content.decode()
+    assert "Added by other reporters" in page and "Same pair again." in page
+
+
+def test_it_audits_file_and_case_views(cast: Cast, officer: Client) -> None:
+    from members.models import AuditEvent
+    from reports.services import case_create
+
+    report = report_create(reporter=cast.alice, kind="graffiti", description="Tag.",
+                           files=[upload("a.jpg", jpeg_with_gps())]).report
+    item = report.files.get()
+    case = case_create(actor=cast.officer, title="Tagger", about="person")
+    assert officer.get(f"/reports/files/{item.pk}/original/").status_code == 200
+    assert officer.get(f"/api/v1/cases/{case.pk}").status_code == 200
+    assert officer.get("/reports/inbox/").status_code == 200
+    seen = set(AuditEvent.objects.filter(actor=cast.officer, action="personal_data.view")
+               .values_list("object_type", "object_id"))
+    assert {("report_file", str(item.pk)), ("case", str(case.pk)), ("report_list", "inbox")} <= seen
