@@ -467,9 +467,11 @@ def broadcast_create(
         banner = broadcast_banner(broadcast)
         for uid in sorted(user_ids):
             publish_on_commit(user_channel_group(uid), {"type": "alert.broadcast", "broadcast": banner})
-        no_preview = set(
-            AlertPrefs.objects.filter(user_id__in=user_ids, no_preview=True).values_list("user_id", flat=True)
-        )
+        no_preview: set[int] = set()
+        for chunk in _chunks(sorted(user_ids)):
+            no_preview.update(
+                AlertPrefs.objects.filter(user_id__in=chunk, no_preview=True).values_list("user_id", flat=True)
+            )
         ttl = DEFAULT_TTL_SECONDS
         if expires_at is not None:
             ttl = max(60, min(ttl, int((expires_at - timezone.now()).total_seconds())))
