@@ -127,7 +127,11 @@ TEMPLATES = [
 
 # --- Data stores -------------------------------------------------------------------------------------
 DATA_DIR = Path(env("NTARS_DATA_DIR", str(BASE_DIR / "var")))
-DATABASE_URL = env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'ntars.sqlite3'}")
+DATABASE_URL = env("DATABASE_URL", "")
+if not DATABASE_URL:
+    # Zero configuration: the embedded default's data directory (not in git) appears on first use.
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASE_URL = f"sqlite:///{DATA_DIR / 'ntars.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI every sync_to_async thread would hold its own connection: pool them instead.
