@@ -8,6 +8,7 @@ import re
 import secrets
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from django.conf import settings
@@ -32,7 +33,9 @@ def run_python(code: str, env: dict[str, str], *args: str) -> subprocess.Complet
     base.update({"DJANGO_SETTINGS_MODULE": "ntars.settings", "NTARS_TESTING": "false"})
     base.update(env)
     command = [sys.executable, *args] if args else [sys.executable, "-c", code]
-    return subprocess.run(command, cwd=REPO, env=base, capture_output=True, text=True, timeout=120, check=False)
+    with tempfile.TemporaryDirectory(prefix="ntars-settings-test-") as data_dir:  # never the repository's var/
+        base.setdefault("NTARS_DATA_DIR", data_dir)
+        return subprocess.run(command, cwd=REPO, env=base, capture_output=True, text=True, timeout=120, check=False)
 
 
 def random_key() -> str:
