@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connections
+from django.db import OperationalError, connections
 
 from chat import services
 from chat.models import HubConnection, Message
@@ -24,16 +23,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @contextmanager
 def database_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every new database connection fails, as when the server is unreachable (connections are per call)."""
+    """Opening a database connection fails, as when the server is unreachable (SQLite and PostgreSQL alike).
+
+    The hub opens (or takes from the pool) a connection for every database call, so every call fails.
+    """
     wrapper = type(connections["default"])
 
-    def refuse(self: object, conn_params: object) -> None:
-        raise sqlite3.OperationalError("unable to open database file")
+    def refuse(self: object) -> None:
+        raise OperationalError("connection refused")
 
     with monkeypatch.context() as patch:
-        if connections["default"].vendor != "sqlite":
-            pytest.skip("simulates the outage at the SQLite driver")  # PostgreSQL outage: test_hub_redis.py
-        patch.setattr(wrapper, "get_new_connection", refuse)
+        patch.setattr(wrapper, "connect", refuse)
         yield
 
 

@@ -16,6 +16,7 @@ from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
+from pytest_django.fixtures import Settings
 
 from chat.protocol import envelope_encode, validate_server_frame
 from members.events import user_channel_group
@@ -26,9 +27,16 @@ ORIGIN = settings.ALLOWED_ORIGINS[0]
 TIMEOUT = 10
 
 
+IN_MEMORY_LAYER = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+
+
 @pytest.fixture(autouse=True)
-def fresh_channel_layer() -> Iterator[None]:
-    """Each test gets its own in-memory channel layer (its queues belong to the test's event loop)."""
+def fresh_channel_layer(settings: Settings) -> Iterator[None]:
+    """Each in-process test gets its own in-memory channel layer (its queues belong to the test's loop).
+
+    In-memory even when REDIS_URL is set: these tests drive the consumer's logic; test_hub_redis.py covers Redis.
+    """
+    settings.CHANNEL_LAYERS = IN_MEMORY_LAYER
     channel_layers.backends.pop("default", None)
     yield
     channel_layers.backends.pop("default", None)
