@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +23,22 @@ def pytest_configure(config: pytest.Config) -> None:
         missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
         if missing:
             raise pytest.UsageError(f"CI=true needs {', '.join(missing)} set")
+
+
+@pytest.fixture(autouse=True)
+def _playwright_loop_out_of_the_way(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Playwright's sync API (kept for the whole session by tests/browser.py) leaves its event loop marked as
+    running in the main thread, so any async test after the first browser test would fail with "cannot be called
+    from a running event loop". Async tests run with that mark lifted; it is put back for the browser tests."""
+    if not inspect.iscoroutinefunction(getattr(request.node, "obj", None)):
+        yield
+        return
+    foreign = asyncio._get_running_loop()
+    asyncio._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio._set_running_loop(foreign)
 
 
 @pytest.fixture
