@@ -298,6 +298,8 @@ class HubConsumer(AsyncWebsocketConsumer):
 
     async def _require_member(self, group_id: int, *, ref: str | None) -> None:
         await self._refresh_membership()
+        if self.closing:
+            raise ProtocolError("not_member", "this socket is closing", ref=ref)
         if group_id not in self.groups:
             raise ProtocolError("not_member", "you are not a member of this group", ref=ref)
 
@@ -342,7 +344,7 @@ class HubConsumer(AsyncWebsocketConsumer):
             if self.closing or group_id not in self.last:
                 return
             await self._refresh_membership()
-            if group_id not in self.groups:
+            if self.closing or group_id not in self.groups:
                 return
             seq = frame["seq"]
             last = self.last[group_id]
@@ -368,7 +370,7 @@ class HubConsumer(AsyncWebsocketConsumer):
             if self.closing or group_id not in self.last:
                 return
             await self._refresh_membership()
-            if group_id in self.groups:
+            if not self.closing and group_id in self.groups:
                 await self._emit({"type": "presence", "group": group_id, "online": event["online"]})
 
     # --- membership, revocation, reconcile --------------------------------------------------------------
