@@ -10,6 +10,7 @@ from django.urls import NoReverseMatch, reverse
 # (label, url name, roles that see it; None = every signed-in person)
 NAV_ITEMS: list[tuple[str, str, frozenset[str] | None]] = [
     ("Home", "home", None),
+    ("Chat", "chat:groups", frozenset({"staff", "manager", "warden"})),
     ("Report", "reports:new", frozenset({"staff", "manager", "warden"})),
     ("My reports", "reports:mine", frozenset({"staff", "manager", "warden"})),
     ("Inbox", "reports:inbox", frozenset({"case_officer", "police", "bid_admin"})),

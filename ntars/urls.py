@@ -16,6 +16,7 @@ urlpatterns = [
     path("reports/", include("reports.urls")),
     path("api/v1/", api.urls),
     path("alerts/", include("alerts.urls")),
+    path("chat/", include("chat.urls")),
     path("", include("members.urls")),
     path("", include("frontend.urls")),
     path("django-admin/", admin.site.urls),
