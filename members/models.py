@@ -217,6 +217,9 @@ class GroupMember(models.Model):
             models.UniqueConstraint("group", "user", name="groupmember_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.group_id}"
+
 
 class Invitation(models.Model):
     email = models.EmailField()
@@ -236,6 +239,9 @@ class Invitation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Invitation {self.pk} ({self.get_role_display()})"
 
     @property
     def state(self) -> str:
@@ -280,6 +286,9 @@ class AgreementAcceptance(models.Model):
             models.UniqueConstraint("user", "agreement", name="acceptance_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.user_id} accepted {self.agreement_id}"
+
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def update(self, **kwargs: Any) -> int:
@@ -316,6 +325,9 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:

@@ -16,7 +16,6 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -363,7 +362,7 @@ def invitation_create(
 def invitation_accept(*, token: str, full_name: str, password: str, ip_address: str | None = None) -> User:
     """Create the invited person's account from a pending invitation; the link is used up."""
     invitation = invitation_check(
-        Invitation.objects.select_for_update().select_related("business")
+        Invitation.objects.select_for_update(of=("self",)).select_related("business")
         .filter(token_hash=invitation_token_hash(token)).first()
     )
     full_name = " ".join(full_name.split())
@@ -420,7 +419,8 @@ def agreement_publish(*, actor: User, kind: str, title: str, body: str) -> Agree
     if not title.strip() or not body.strip():
         raise ValidationError("An agreement needs a title and a text.")
     # Locking the existing versions serialises two admins publishing at once.
-    latest = Agreement.objects.select_for_update().filter(kind=kind).aggregate(v=Max("version"))["v"] or 0
+    # (PostgreSQL refuses FOR UPDATE with an aggregate, so lock the rows and take the maximum here.)
+    latest = max(Agreement.objects.select_for_update().filter(kind=kind).values_list("version", flat=True), default=0)
     agreement = Agreement.objects.create(kind=kind, version=latest + 1, title=title.strip(), body=body.strip())
     audit_record(action="agreement.publish", actor=actor, object_type="agreement", object_id=agreement.pk,
                  detail={"kind": kind, "version": agreement.version})

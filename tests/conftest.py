@@ -41,6 +41,12 @@ def _playwright_loop_out_of_the_way(request: pytest.FixtureRequest) -> Iterator[
         asyncio._set_running_loop(foreign)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Playwright's sync API leaves its event loop installed in the main thread for the rest of the session, so
+    # asyncio.run() and async_to_sync() in later tests would fail: run every browser test last.
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture
 def cast(db: None) -> Cast:
     return make_cast()
@@ -51,3 +57,11 @@ def _fast_password_hashing(settings: Any) -> None:
     from ntars import settings as project_settings
 
     settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher", *project_settings.PASSWORD_HASHERS]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    # allauth's rate limits (and TOTP replay marks) live in the cache: one test's sign-ins must not count in the next.
+    from django.core.cache import cache
+
+    cache.clear()
