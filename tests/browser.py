@@ -69,6 +69,15 @@ def page(new_context: Callable[..., Any]) -> Any:
     return new_context().new_page()
 
 
+def run_async(make_coroutine: Callable[[], Any], timeout: float = 60) -> Any:
+    """Run asyncio code from a browser test: Playwright's loop owns the main thread, so use another thread."""
+    import asyncio
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result(timeout=timeout)
+
+
 def sign_in(page: Any, base_url: str, email: str, password: str, totp_code: Callable[[], str] | None = None) -> None:
     """Sign in through the real login page (and the two-factor step when the account has one)."""
     page.goto(f"{base_url}/accounts/login/")
