@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -10,16 +9,18 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from pytest_django.fixtures import Settings
 
-from chat import selectors, services
+from chat import selectors
 from chat.models import HubConnection
 from tests.cast import Cast
-from tests.chat.test_hub_kit import fresh_channel_layer, open_hub, seqs  # noqa: F401 (fixture)
+from tests.chat.test_hub_kit import (  # noqa: F401 (fixture)
+    fresh_channel_layer,
+    open_hub,
+    send_as,
+    send_held_back,
+    seqs,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def send_as(user_id: int, group_id: int, envelope: bytes = b"sealed") -> int:
-    return services.message_send(user_id=user_id, group_id=group_id, client_id=uuid.uuid4(), envelope=envelope).seq
 
 
 async def test_it_replays_what_a_client_missed_in_order(cast: Cast, settings: Settings) -> None:
@@ -59,7 +60,7 @@ async def test_it_loses_and_repeats_nothing_when_messages_arrive_during_replay(
         # last of them after the final query: only the live stream can deliver that one.
         frames = original(**kwargs)
         if len(injected) < 5:
-            injected.append(send_as(cast.alice.pk, cast.gold_group.pk))
+            injected.append(send_as(cast.alice.pk, cast.gold_group.pk).seq)
         return frames
 
     monkeypatch.setattr(selectors, "stream_frames_after", racing)
@@ -77,12 +78,7 @@ async def test_it_fills_a_gap_left_by_a_dropped_event_from_the_database(
 ) -> None:
     bob = await open_hub(cast.bob)
 
-    def send_unpublished() -> int:
-        with monkeypatch.context() as patch:
-            patch.setattr(services, "publish_on_commit", lambda group, event: None)
-            return send_as(cast.alice.pk, cast.gold_group.pk)
-
-    assert await sync_to_async(send_unpublished)() == 1  # the channel layer never carries seq 1
+    await sync_to_async(send_held_back)(cast.alice.pk, cast.gold_group.pk, 1)  # the layer never carries seq 1
     await sync_to_async(send_as)(cast.alice.pk, cast.gold_group.pk)
     delivered = await bob.barrier()
     assert seqs(delivered) == [1, 2]
@@ -92,15 +88,7 @@ async def test_it_fills_a_gap_left_by_a_dropped_event_from_the_database(
 
 async def test_it_delivers_events_that_overtook_each_other_in_seq_order(cast: Cast) -> None:
     bob = await open_hub(cast.bob)
-    frames: list[dict[str, Any]] = []
-
-    def capture() -> None:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(services, "publish_on_commit", lambda group, event: frames.append(event))
-            for _ in range(3):
-                send_as(cast.alice.pk, cast.gold_group.pk)
-
-    await sync_to_async(capture)()
+    frames = await sync_to_async(send_held_back)(cast.alice.pk, cast.gold_group.pk, 3)
     layer = get_channel_layer()
     for event in reversed(frames):  # 3, 2, 1: as if three processes published out of order
         await layer.group_send(f"group.{cast.gold_group.pk}", event)

@@ -5,18 +5,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import OperationalError, connections
 
-from chat import services
 from chat.models import HubConnection, Message
 from chat.protocol import group_channel
 from tests.cast import Cast
-from tests.chat.test_hub_kit import Closed, fresh_channel_layer, open_hub, seqs  # noqa: F401 (fixture)
+from tests.chat.test_hub_kit import (  # noqa: F401 (fixture)
+    Closed,
+    fresh_channel_layer,
+    open_hub,
+    send_held_back,
+    seqs,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,16 +80,7 @@ async def test_it_holds_back_live_events_it_cannot_gap_fill_until_the_database_i
     cast: Cast, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bob = await open_hub(cast.bob)
-    captured: list[dict[str, Any]] = []
-
-    def send_two_unpublished() -> None:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(services, "publish_on_commit", lambda group, event: captured.append(event))
-            for _ in range(2):
-                services.message_send(user_id=cast.alice.pk, group_id=cast.gold_group.pk, client_id=uuid.uuid4(),
-                                      envelope=b"sealed")
-
-    await sync_to_async(send_two_unpublished)()
+    captured = await sync_to_async(send_held_back)(cast.alice.pk, cast.gold_group.pk, 2)
     layer = get_channel_layer()
     with database_down(monkeypatch):
         await layer.group_send(group_channel(cast.gold_group.pk), captured[1])  # seq 2 arrives, seq 1 was lost

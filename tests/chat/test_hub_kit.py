@@ -18,6 +18,7 @@ from django.conf import settings
 from django.test import Client
 from pytest_django.fixtures import Settings
 
+from chat import services
 from chat.protocol import envelope_encode, validate_server_frame
 from members.events import user_channel_group
 from members.models import User
@@ -178,6 +179,21 @@ async def open_hub(user: User, *, hello: bool = True, resume: dict[int, int] | N
     if hello:
         hub.replayed = await hub.hello(resume)  # type: ignore[attr-defined]
     return hub
+
+
+def send_as(user_id: int, group_id: int, envelope: bytes = b"sealed") -> services.Stored:
+    """Store a message through the service, as a socket would (sync: call through sync_to_async)."""
+    return services.message_send(user_id=user_id, group_id=group_id, client_id=uuid.uuid4(), envelope=envelope)
+
+
+def send_held_back(user_id: int, group_id: int, count: int) -> list[dict[str, Any]]:
+    """Store `count` messages but keep their channel-layer events back: returned, to publish later or never."""
+    held: list[dict[str, Any]] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(services, "publish_on_commit", lambda group, event: held.append(event))
+        for _ in range(count):
+            send_as(user_id, group_id)
+    return held
 
 
 def seqs(frames: list[dict[str, Any]], *types: str) -> list[int]:

@@ -16,14 +16,10 @@ from chat.selectors import stream_frames_after
 from members.jobs import registered_jobs
 from members.models import AuditEvent, StreetGroup
 from tests.cast import Cast
-from tests.chat.test_hub_kit import fresh_channel_layer, open_hub, seqs  # noqa: F401 (fixture)
+from tests.chat.test_hub_kit import fresh_channel_layer, open_hub, send_as, seqs  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HOUR = 3600
-
-
-def send_as(user_id: int, group_id: int) -> services.Stored:
-    return services.message_send(user_id=user_id, group_id=group_id, client_id=uuid.uuid4(), envelope=b"sealed")
 
 
 def set_retention(group: StreetGroup, seconds: int) -> None:
