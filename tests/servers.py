@@ -33,7 +33,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_database_url() -> str:
+def database_url_for_subprocess() -> str:
     """A DATABASE_URL naming the database this test process is using right now."""
     s = connection.settings_dict
     if s["ENGINE"] == "django.db.backends.sqlite3":
@@ -104,7 +104,7 @@ def start_daphne(
         {
             "DJANGO_SETTINGS_MODULE": "ntars.settings",
             "NTARS_TESTING": "false",
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": database_url_for_subprocess(),
             "NTARS_DATA_DIR": str(data_dir),
             "SITE_URL": f"http://127.0.0.1:{port}",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",

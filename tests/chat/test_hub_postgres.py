@@ -105,7 +105,7 @@ print(json.dumps(out), flush=True)
 
 def test_it_hands_out_gapless_seqs_to_concurrent_processes(cast: Cast) -> None:
     processes, threads, each = 3, 3, 15
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ntars.settings", "DATABASE_URL": servers.test_database_url(),
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ntars.settings", "DATABASE_URL": servers.database_url_for_subprocess(),
            "NTARS_TESTING": "false", "LOG_LEVEL": "WARNING"}
     env.pop("TEST_DATABASE_NAME", None)
     users = f"{cast.alice.pk},{cast.bob.pk},{cast.warden.pk}"
