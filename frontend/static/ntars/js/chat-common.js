@@ -94,7 +94,7 @@ export function untilText(date, now = new Date()) {
   const seconds = Math.max(0, (date.getTime() - now.getTime()) / 1000);
   for (const [unit, size] of [["day", 86400], ["hour", 3600], ["minute", 60]]) {
     if (seconds >= size) {
-      const count = Math.floor(seconds / size);
+      const count = Math.round(seconds / size);
       return `in ${count} ${unit}${count === 1 ? "" : "s"}`;
     }
   }

@@ -75,6 +75,7 @@ export class ChatKeys {
     this.directories = new Map(); // group -> { at, members: Map(user -> member) }
     this.epochState = new Map(); // group -> { current, needsRotation }
     this.epochFetchedAt = new Map(); // group -> when its epochs were last fetched
+    this.unknownDevices = new Set(); // "sender:device" the directory did not list (removed since, or forged)
   }
 
   // --- this device -----------------------------------------------------------------------------------------
@@ -173,6 +174,7 @@ export class ChatKeys {
       let found = find(await this.directory(group));
       const cached = this.directories.get(group);
       if (!found && Date.now() - cached.at > DIRECTORY_FRESH_MS) found = find(await this.directory(group, { refresh: true }));
+      if (!found) this.unknownDevices.add(`${sender}:${device}`);
       return found ? found.signPublic : null;
     };
   }

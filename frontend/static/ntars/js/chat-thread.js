@@ -29,6 +29,7 @@ const E2EE_REASONS = {
   rolled_back_epoch: "Refused: this message uses an out-of-date group key.",
   replay: "Refused: this message was replayed from elsewhere.",
   bad_signature: "Refused: the sender’s signature does not check out.",
+  removed_device: "Not shown: it came from a device that is no longer approved, so it cannot be checked.",
   bad_commitment: "Refused: the message was tampered with.",
   bad_ciphertext: "Refused: the message was tampered with.",
   bad_franking: "Refused: the message cannot be reported, so it is not shown.",
@@ -122,6 +123,10 @@ class Thread {
     this.status.dataset.state = state;
     if (state === "ready") {
       say(this.status, "Connected. Messages are end-to-end encrypted.", "success");
+      window.clearTimeout(this.statusTimer);
+      this.statusTimer = window.setTimeout(() => {
+        if (this.socket.ready && this.status.dataset.kind === "success") say(this.status, "");
+      }, 4000);
       for (const li of this.list.querySelectorAll("li.pending[data-state=queued]")) this.#setPendingState(li, "sending");
       this.flush();
     } else if (state === "offline") {
@@ -217,6 +222,9 @@ class Thread {
     } catch (error) {
       if (!error?.code) throw error;
       problem = E2EE_REASONS[error.code] ? error.code : "malformed";
+      if (problem === "bad_signature" && this.keys.unknownDevices.has(`${sender.id}:${frame.device}`)) {
+        problem = "removed_device"; // not in the directory: a device removed since, or a forgery; unverifiable
+      }
     }
     if (result) this.maxEpoch = Math.max(this.maxEpoch, result.header.epoch);
     const item = result ? this.#bubble(frame, sender, result) : this.#unreadable(frame, sender, problem);
@@ -266,12 +274,9 @@ class Thread {
     if (mine) foot.append(el("span", { class: "msg-state", "data-state": "sent", text: "Sent" }));
     foot.append(this.#reportLink(frame, sender, result, when));
     if (mine || this.config.moderator) foot.append(this.#retractButton(frame.seq, sender, when));
-    li.append(
-      this.#senderLine(sender, when, result.urgent),
-      result.text ? el("p", { class: "msg-text", text: result.text }) : null,
-      ...result.attachments.map((attachment) => this.#photo(attachment, sender)),
-      foot,
-    );
+    li.append(this.#senderLine(sender, when, result.urgent));
+    if (result.text) li.append(el("p", { class: "msg-text", text: result.text }));
+    li.append(...result.attachments.map((attachment) => this.#photo(attachment, sender)), foot);
     return li;
   }
 
