@@ -8,6 +8,7 @@ from typing import Any
 from allauth.account.internal.flows.login import record_authentication
 from allauth.account.utils import perform_login
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
@@ -300,6 +301,8 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         except ValidationError as exc:
             _apply_errors(form, exc)
         else:
+            if request.user.is_authenticated:
+                logout(request)  # whoever was signed in on this browser is not the person just invited
             # Signed in through allauth. The password was typed in this very request, so it also counts as a
             # fresh re-authentication: setting up two-factor next does not ask for it again. The gate does the rest.
             record_authentication(request, user, method="password", email=user.email, reauthenticated=True)

@@ -264,3 +264,13 @@ def test_it_checks_access(cast: Cast, client: Client) -> None:
     assert Invitation.objects.filter(email="q@x.example").count() == 0
     invitation.refresh_from_db()
     assert invitation.state == "pending"
+
+
+def test_it_signs_in_the_invited_person_even_on_a_browser_someone_else_used(
+    cast: Cast, client: Client, django_capture_on_commit_callbacks: Any,
+) -> None:
+    token = invite(cast, capture=django_capture_on_commit_callbacks)
+    client.force_login(cast.alice)
+    assert accept(client, token).status_code == 302
+    assert int(client.session["_auth_user_id"]) == User.objects.get(email="newbie@books.example").pk
+    assert client.get("/")["Location"] == reverse("members:agreements")
