@@ -25,7 +25,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from chat.protocol import CLOSE_REVOKED, VERSION, envelope_encode
 
 logger = logging.getLogger(__name__)
+
+EVENT_FRAMES = frozenset({"keys.changed", "epoch.rotated", "alert", "report_status"})
+# Retryable refusals that a resend of the same bytes cannot fix: the caller re-encrypts (chat.e2ee_client does).
+NEEDS_NEW_ENVELOPE = frozenset({"stale_epoch", "rotation_required"})
 
 _CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken"\s+value="([^"]+)"|value="([^"]+)"\s+name="csrfmiddlewaretoken"')
 
@@ -154,6 +158,8 @@ class HubClient:
         self._fatal: HubClosed | None = None
         self._task: asyncio.Task[None] | None = None
         self._timers: set[asyncio.Task[None]] = set()
+        # Called with every keys.changed / epoch.rotated / alert / report_status frame (chat.e2ee_client uses it).
+        self.on_event: Callable[[dict[str, Any]], None] | None = None
 
     # --- setting up ------------------------------------------------------------------------------------
 
@@ -366,6 +372,8 @@ class HubClient:
                 self.state.presence.pop(frame["group"], None)
         elif kind == "presence":
             self.state.presence[frame["group"]] = frame["online"]
+        elif kind in EVENT_FRAMES and self.on_event is not None:
+            self.on_event(frame)
 
     async def _on_error(self, frame: dict[str, Any]) -> None:
         ref = frame.get("ref")
@@ -374,10 +382,16 @@ class HubClient:
             if frame["code"] == "unavailable" and not self._ready.is_set() and self._ws is not None:
                 # hello refused while the database is down: ask again shortly on a fresh connection.
                 await self._ws.close()
+            elif frame["code"] == "unknown_device" and not self._ready.is_set():
+                # hello refused for good: this device is not approved; reconnecting would not change that.
+                self._closed = True
+                self._stop(HubClosed("unknown_device", frame.get("detail", "")))
+                if self._ws is not None:
+                    await self._ws.close()
             else:
                 logger.info("hub error %s: %s", frame["code"], frame.get("detail", ""))
             return
-        if frame["retryable"] and pending.retry:
+        if frame["retryable"] and pending.retry and frame["code"] not in NEEDS_NEW_ENVELOPE:
             timer = asyncio.ensure_future(self._retry_later(pending))
             self._timers.add(timer)
             timer.add_done_callback(self._timers.discard)

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 
+from alerts.services import broadcast_mark_delivered
 from chat import selectors, services
 from chat.protocol import (
     CLOSE_PROTOCOL_ABUSE,
@@ -245,7 +246,16 @@ class HubConsumer(AsyncWebsocketConsumer):
         if access.gate is not None:
             await self._revoke(access.gate)
             return
-        self.device = frame.get("device", "")
+        device = frame.get("device", "")
+        if device:
+            try:
+                usable = await db(selectors.device_usable)(user_id=self.user.pk, device_id=device)
+            except DB_DOWN:
+                raise ProtocolError("unavailable", "the hub cannot reach its database; retry hello") from None
+            if not usable:
+                raise ProtocolError("unknown_device", "this device is not approved (or was revoked): register it, "
+                                    "get it approved, then say hello again")
+        self.device = device
         self.helloed = True
         self.groups = access.groups
         self.membership_at = time.monotonic()
@@ -364,14 +374,48 @@ class HubConsumer(AsyncWebsocketConsumer):
     async def chat_retracted(self, event: dict[str, Any]) -> None:
         await self._live(event["frame"])
 
-    async def chat_presence(self, event: dict[str, Any]) -> None:
+    async def _relay_to_members(self, group_id: int, frame: dict[str, Any]) -> None:
+        """Pass a group's event on, if this socket carries the group (membership re-checked first)."""
         async with self.lock:
-            group_id = event["group"]
             if self.closing or group_id not in self.last:
                 return
             await self._refresh_membership()
             if not self.closing and group_id in self.groups:
-                await self._emit({"type": "presence", "group": group_id, "online": event["online"]})
+                await self._emit(frame)
+
+    async def chat_presence(self, event: dict[str, Any]) -> None:
+        await self._relay_to_members(event["group"], {"type": "presence", "group": event["group"],
+                                                      "online": event["online"]})
+
+    async def keys_changed(self, event: dict[str, Any]) -> None:
+        """A member's devices changed: clients re-read the directory (and warn) before their next message."""
+        await self._relay_to_members(event["group"], {"type": "keys.changed", "group": event["group"],
+                                                      "user": event["user"]})
+
+    async def epoch_rotated(self, event: dict[str, Any]) -> None:
+        await self._relay_to_members(event["group"], {"type": "epoch.rotated", "group": event["group"],
+                                                      "epoch": event["epoch"]})
+
+    # --- other apps' events for this user (on user.<id>) --------------------------------------------------
+
+    async def alert_broadcast(self, event: dict[str, Any]) -> None:
+        """A warden's broadcast: show it on this socket, then record that it reached the person."""
+        banner = event.get("broadcast") or {}
+        async with self.lock:
+            if self.closing:
+                return
+            await self._emit({"type": "alert", "broadcast": banner})
+        try:
+            await db(broadcast_mark_delivered)(user_id=self.user.pk, broadcast_id=int(banner["id"]))
+        except Exception as exc:
+            logger.warning("broadcast delivery not recorded: %s", type(exc).__name__)
+
+    async def report_status(self, event: dict[str, Any]) -> None:
+        """A report this person filed changed status."""
+        async with self.lock:
+            if not self.closing:
+                await self._emit({"type": "report_status", "report": event["report"], "status": event["status"],
+                                  "label": event["label"], "at": event["at"]})
 
     # --- membership, revocation, reconcile --------------------------------------------------------------
 
@@ -448,8 +492,25 @@ class HubConsumer(AsyncWebsocketConsumer):
         """Reconcile now (the periodic task does the same); operators and tests can trigger it."""
         await self._reconcile()
 
+    async def _session_check(self) -> bool:
+        """Whether the socket's sign-in session is still live (idle and absolute limits); if not, close 4401."""
+        session = self.scope.get("session")
+        key = getattr(session, "session_key", None)
+        try:
+            live = bool(key) and await db(selectors.session_is_live)(session_key=key, user_id=self.user.pk)
+        except DB_DOWN:
+            return True  # cannot tell now; the next reconcile asks again
+        if not live:
+            async with self.lock:
+                if not self.closing:
+                    await self._revoke("session_expired")
+        return live
+
     async def _reconcile(self) -> None:
-        """Re-subscribe (subscriptions vanish when Redis restarts), re-read membership, fetch anything missed."""
+        """Check the session, re-subscribe (subscriptions vanish when Redis restarts), re-read membership, and
+        fetch anything missed."""
+        if self.closing or not await self._session_check():
+            return
         async with self.lock:
             if self.closing or not self.helloed:
                 return

@@ -36,6 +36,8 @@ LABEL_KEY_COMMITMENT = b"NTARS-v1 key-commitment"
 LABEL_MESSAGE_SIG = b"NTARS-v1 message-sig"
 LABEL_BLOB = b"NTARS-v1 blob"
 LABEL_FRANKING_TAG = b"NTARS-v1 franking-tag"
+# Device approval (the key directory, not the message format): named by the integration contract.
+LABEL_DEVICE_APPROVAL = b"NTARS-approve-v1"
 
 CODE_MALFORMED = "malformed"
 CODE_WEAK_KEY = "weak_key"
@@ -336,6 +338,34 @@ def safety_number(a: Sequence[tuple[bytes, bytes]], b: Sequence[tuple[bytes, byt
     """Pairwise safety number of two users, each given as their devices' (signing, agreement) public keys."""
     low, high = sorted((_safety_side(a), _safety_side(b)))
     return digits_60(hashlib.sha256(LABEL_SAFETY_NUMBER + low + high).digest())
+
+
+def device_approval_bytes(*, user: int, device: str, sign_pub: str, dh_pub: str) -> bytes:
+    """What an approving device signs: label || canonical {"device", "dh_pub", "sign_pub", "user", "v": 1}."""
+    _int(user, 1)
+    _match(DEVICE_ID_RE, device)
+    check_ed25519_public(b64d(sign_pub, KEY_BYTES))
+    check_x25519_public(b64d(dh_pub, KEY_BYTES))
+    payload = {"device": device, "dh_pub": dh_pub, "sign_pub": sign_pub, "user": user, "v": VERSION}
+    return LABEL_DEVICE_APPROVAL + canonical_json(payload)
+
+
+def sign_device_approval(*, keys: DeviceKeys, user: int, device: str, sign_pub: str, dh_pub: str) -> str:
+    """An approved device vouches for another device of the same user; returns the base64url signature."""
+    data = device_approval_bytes(user=user, device=device, sign_pub=sign_pub, dh_pub=dh_pub)
+    return b64e(keys.signing.sign(data))
+
+
+def verify_device_approval(
+    *, signing_public: bytes, signature: str, user: int, device: str, sign_pub: str, dh_pub: str
+) -> None:
+    """Check an approval signature under the approving device's Ed25519 key (else `bad_signature`)."""
+    data = device_approval_bytes(user=user, device=device, sign_pub=sign_pub, dh_pub=dh_pub)
+    try:
+        sig = b64d(signature, SIG_BYTES)
+    except E2EEError as exc:
+        raise E2EEError(CODE_BAD_SIGNATURE, "signature is not 64 bytes of base64url") from exc
+    _ed25519_verify(signing_public, sig, data)
 
 
 # ---------------------------------------------------------------------------------------------------------

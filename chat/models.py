@@ -1,6 +1,8 @@
-"""Street-chat storage: each group's stream of sequenced events, and who is connected now.
+"""Street-chat storage: each group's stream of sequenced events, who is connected now, and the E2EE key
+directory (devices, group epochs and their wraps), server franking keys and encrypted attachment blobs.
 
-The server never reads an envelope: it is end-to-end encrypted by the clients and stored as opaque bytes.
+The server never decrypts an envelope: it is end-to-end encrypted by the clients (docs/security.md). It reads
+only the envelope's header, to check who sent it in which epoch and to tag it for franking.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ class Message(models.Model):
     client_id = models.UUIDField(null=True, blank=True)
     envelope = models.BinaryField(default=b"")
     urgent = models.BooleanField(default=False)
+    # From the envelope's header (checked against the group's current epoch when it was sent).
+    epoch = models.PositiveIntegerField(null=True, blank=True)
+    # The server's franking tag over the header's commitment (docs/security.md §6): key id, tag, time in ms.
+    franking_kid = models.CharField(max_length=32, blank=True, default="")
+    franking_tag = models.BinaryField(default=b"")
+    franking_time = models.BigIntegerField(null=True, blank=True)
     # For a retraction: the seq of the message it withdraws.
     target_seq = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -79,3 +87,93 @@ class HubConnection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} on {self.channel_name}"
+
+
+class Device(models.Model):
+    """One device's public keys in the key directory. Keys never change: a new key pair is a new device."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for approval"
+        APPROVED = "approved", "Approved"
+        REVOKED = "revoked", "Revoked"
+
+    device_id = models.CharField(max_length=64, primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_devices")
+    label = models.CharField(max_length=100, blank=True, default="")
+    # Raw 32-byte public keys as unpadded base64url, exactly as the device sent them.
+    sign_pub = models.CharField(max_length=43)
+    dh_pub = models.CharField(max_length=43)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    # Empty for a user's first device (or after a re-enrolment); else the approving device and its signature.
+    approved_by = models.CharField(max_length=64, blank=True, default="")
+    approval_signature = models.CharField(max_length=86, blank=True, default="")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=20, blank=True, default="")
+
+    class Meta:
+        ordering = ["user", "created_at"]
+
+    def __str__(self) -> str:
+        return f"device {self.device_id} of {self.user_id} ({self.status})"
+
+
+class GroupEpoch(models.Model):
+    """One epoch of a group's key: the signed rotation record exactly as the rotating device sent it."""
+
+    group = models.ForeignKey(StreetGroup, on_delete=models.CASCADE, related_name="chat_epochs")
+    epoch = models.PositiveIntegerField()
+    rotation = models.TextField()  # canonical JSON (docs/security.md §4)
+    by_device = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["group", "epoch"]
+        constraints: ClassVar[list[Any]] = [models.UniqueConstraint("group", "epoch", name="chat_epoch_unique")]
+
+    def __str__(self) -> str:
+        return f"group {self.group_id} epoch {self.epoch}"
+
+
+class EpochWrap(models.Model):
+    """An epoch key wrapped to one device (a copy of the rotation's entry, so recipients can be queried)."""
+
+    epoch = models.ForeignKey(GroupEpoch, on_delete=models.CASCADE, related_name="wraps")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="wraps")
+    wrap = models.JSONField()
+
+    class Meta:
+        constraints: ClassVar[list[Any]] = [models.UniqueConstraint("epoch", "device", name="chat_wrap_unique")]
+
+    def __str__(self) -> str:
+        return f"wrap of {self.epoch} to {self.device_id}"
+
+
+class FrankingKey(models.Model):
+    """A server franking key (HMAC). Rotated daily; destroyed FRANKING_KEY_DAYS + 1 day after creation."""
+
+    kid = models.CharField(max_length=32, primary_key=True)
+    secret = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"franking key {self.kid}"
+
+
+class Blob(models.Model):
+    """An encrypted attachment: opaque bytes under MEDIA_ROOT/chat-blobs/ (never served publicly)."""
+
+    blob_id = models.CharField(max_length=64, primary_key=True)
+    group = models.ForeignKey(StreetGroup, on_delete=models.CASCADE, related_name="+")
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)  # hex digest of the ciphertext
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"blob {self.blob_id} in {self.group_id}"

@@ -23,6 +23,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 CLIENT_FRAMES = ("hello", "send", "retract", "ping")
 SERVER_FRAMES = (
     "welcome", "ready", "ack", "message", "retracted", "presence", "caught_up", "membership", "error", "revoked", "pong",
+    "keys.changed", "epoch.rotated", "alert", "report_status",
 )
 
 # WebSocket close codes (docs/protocol.md). Clients reconnect on everything except CLOSE_REVOKED.
@@ -48,6 +49,9 @@ ERRORS: dict[str, bool] = {
     "not_found": False,  # retract: no such (unexpired) message
     "forbidden": False,  # retract: neither the sender nor a moderator
     "conflict": False,  # client_id already used for another group
+    "unknown_device": False,  # hello/send: the device is not an approved, unrevoked device of this user
+    "stale_epoch": True,  # send: the envelope is not in the group's current epoch; refresh epochs, re-encrypt
+    "rotation_required": True,  # send: a member or device left; rotate the group key, re-encrypt, resend
     "rate_limited": True,
     "unavailable": True,  # database (or other dependency) down: nothing was stored
     "internal": True,

@@ -340,6 +340,11 @@ HUB_RECONCILE_SECONDS = float(env("HUB_RECONCILE_SECONDS", "12"))
 HUB_MEMBERSHIP_TTL_SECONDS = float(env("HUB_MEMBERSHIP_TTL_SECONDS", "5"))
 # A presence row not refreshed for this long belongs to a dead process and is ignored.
 HUB_PRESENCE_STALE_SECONDS = envint("HUB_PRESENCE_STALE_SECONDS", 45)
+# E2EE chat (docs/security.md): server franking keys live at least as long as the longest report window, then are
+# destroyed; a group key older than EPOCH_MAX_AGE_HOURS asks the next sender to rotate; attachment size cap.
+FRANKING_KEY_DAYS = envint("FRANKING_KEY_DAYS", 90)
+EPOCH_MAX_AGE_HOURS = envint("EPOCH_MAX_AGE_HOURS", 24)
+CHAT_BLOB_MAX_BYTES = envint("CHAT_BLOB_MAX_BYTES", 10 * 1024 * 1024)
 
 # --- Logging: never message text, passwords or tokens ------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", "INFO")

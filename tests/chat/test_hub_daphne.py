@@ -17,7 +17,7 @@ from chat.client import HubClient, HubClosed, HubSignInError
 from chat.models import Message
 from chat.protocol import validate_server_frame
 from tests.cast import PASSWORD, Cast, totp_now
-from tests.chat.test_hub_kit import session_cookie
+from tests.chat.test_hub_kit import kit_device, seal, session_cookie
 from tests.servers import DaphneProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -41,14 +41,21 @@ async def recv_json(ws: Any) -> dict[str, Any]:
     return frame
 
 
+async def signed_in(url: str, user: Any, totp_code: str | None = None, **options: Any) -> HubClient:
+    """A HubClient for the user's kit device (tests.chat.test_hub_kit), signed in through the real pages."""
+    device = await sync_to_async(kit_device)(user.pk)
+    return await HubClient.sign_in(url, user.email, PASSWORD, totp_code=totp_code, device=device, **options)
+
+
 async def test_it_signs_in_and_talks_through_daphne(cast: Cast, live_server_proc: DaphneProcess) -> None:
-    alice = await HubClient.sign_in(live_server_proc.url, cast.alice.email, PASSWORD)
-    bob = await HubClient.sign_in(live_server_proc.url, cast.bob.email, PASSWORD)
-    warden = await HubClient.sign_in(live_server_proc.url, cast.warden.email, PASSWORD, totp_code=totp_now())
+    alice = await signed_in(live_server_proc.url, cast.alice)
+    bob = await signed_in(live_server_proc.url, cast.bob)
+    warden = await signed_in(live_server_proc.url, cast.warden, totp_code=totp_now())
     for client in (alice, bob, warden):
         await client.connect()
     assert alice.groups == {cast.gold_group.pk: "Gold Street"}
-    ack = await alice.send(cast.gold_group.pk, b"\x00opaque\xff", urgent=True)
+    envelope = await sync_to_async(seal)(cast.alice.pk, cast.gold_group.pk, "opaque to the server")
+    ack = await alice.send(cast.gold_group.pk, envelope, urgent=True)
     assert (ack.seq, ack.duplicate) == (1, False)
     for client in (alice, bob, warden):
         frame = await next_frame(client)
@@ -122,16 +129,17 @@ async def test_it_resumes_and_resends_across_a_server_restart(
     cast: Cast, daphne_factory: Any
 ) -> None:
     first: DaphneProcess = daphne_factory()
-    alice = await HubClient.sign_in(first.url, cast.alice.email, PASSWORD)
-    bob = await HubClient.sign_in(first.url, cast.bob.email, PASSWORD)
+    alice = await signed_in(first.url, cast.alice)
+    bob = await signed_in(first.url, cast.bob)
     await alice.connect()
     await bob.connect()
     bob_stream = bob.messages()
-    await alice.send(cast.gold_group.pk, b"one")
+    await alice.send(cast.gold_group.pk, await sync_to_async(seal)(cast.alice.pk, cast.gold_group.pk, "one"))
     assert (await next_frame(bob, bob_stream))["seq"] == 1
     first.kill()  # -9: no goodbye to anyone
     # alice sends while the server is down: the send waits, then goes out (same client_id) on reconnect.
-    pending = asyncio.ensure_future(alice.send(cast.gold_group.pk, b"two"))
+    two = await sync_to_async(seal)(cast.alice.pk, cast.gold_group.pk, "two")
+    pending = asyncio.ensure_future(alice.send(cast.gold_group.pk, two))
     second: DaphneProcess = daphne_factory(port=first.port)
     ack = await asyncio.wait_for(pending, WAIT * 2)
     assert ack.seq == 2

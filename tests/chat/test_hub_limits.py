@@ -12,7 +12,7 @@ from pytest_django.fixtures import Settings
 
 from chat.models import Message
 from tests.cast import Cast
-from tests.chat.test_hub_kit import Closed, fresh_channel_layer, open_hub  # noqa: F401 (fixture)
+from tests.chat.test_hub_kit import Closed, fresh_channel_layer, open_hub, seal  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,10 +45,11 @@ async def test_it_answers_bad_frames_with_errors_and_stays_up(cast: Cast, settin
 
 
 async def test_it_limits_envelope_size(cast: Cast, settings: Settings) -> None:
-    settings.HUB_MAX_ENVELOPE_BYTES = 100
     alice = await open_hub(cast.alice)
-    assert (await alice.post(cast.gold_group.pk, b"x" * 100))["type"] == "ack"
-    too_big = await alice.post(cast.gold_group.pk, b"x" * 101)
+    envelope = await sync_to_async(seal)(cast.alice.pk, cast.gold_group.pk, "x" * 100)
+    settings.HUB_MAX_ENVELOPE_BYTES = len(envelope)
+    assert (await alice.post_raw(cast.gold_group.pk, envelope))["type"] == "ack"
+    too_big = await alice.post_raw(cast.gold_group.pk, envelope + b" ")
     assert too_big["code"] == "envelope_too_large"
     ref = str(uuid.uuid4())
     await alice.send({"type": "send", "group": cast.gold_group.pk, "client_id": ref, "envelope": "@@@@"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from chat.models import GroupSequence, Message
 from chat.services import Stored, message_send
 from tests import servers
 from tests.cast import Cast
+from tests.chat.test_hub_kit import kit_device, seal
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -38,14 +40,16 @@ def test_it_hands_out_gapless_seqs_to_concurrent_threads(cast: Cast) -> None:
     writers, each = 8, 20
     start = threading.Barrier(writers)
     senders = [cast.alice.pk, cast.bob.pk, cast.warden.pk]
+    sealed = {n: [seal(senders[n % len(senders)], cast.gold_group.pk) for _ in range(each)] for n in range(writers)}
 
     def write(n: int) -> list[int]:
+        sender = senders[n % len(senders)]
         start.wait()
         try:
             return [
-                message_send(user_id=senders[n % len(senders)], group_id=cast.gold_group.pk, client_id=uuid.uuid4(),
-                             envelope=b"sealed").seq
-                for _ in range(each)
+                message_send(user_id=sender, group_id=cast.gold_group.pk, client_id=uuid.uuid4(),
+                             envelope=envelope, device=kit_device(sender)).seq
+                for envelope in sealed[n]
             ]
         finally:
             close_old_connections()
@@ -62,12 +66,13 @@ def test_it_stores_a_send_retried_concurrently_once_without_burning_a_seq(cast: 
     writers = 8
     start = threading.Barrier(writers)
     client_id = uuid.uuid4()
+    envelope, device = seal(cast.alice.pk, cast.gold_group.pk), kit_device(cast.alice.pk)
 
     def write(_: int) -> Stored:
         start.wait()
         try:
             return message_send(user_id=cast.alice.pk, group_id=cast.gold_group.pk, client_id=client_id,
-                                envelope=b"sealed")
+                                envelope=envelope, device=device)
         finally:
             close_old_connections()
 
@@ -77,24 +82,27 @@ def test_it_stores_a_send_retried_concurrently_once_without_burning_a_seq(cast: 
     assert [r.duplicate for r in results].count(False) == 1
     # The next message gets seq 2: the losers' increments were rolled back with their transactions.
     assert message_send(user_id=cast.bob.pk, group_id=cast.gold_group.pk, client_id=uuid.uuid4(),
-                        envelope=b"x").seq == 2
+                        envelope=seal(cast.bob.pk, cast.gold_group.pk), device=kit_device(cast.bob.pk)).seq == 2
     assert_stream_is_gapless(cast, 2)
 
 
 WRITER = """
-import json, sys, threading, uuid
+import base64, json, sys, threading, uuid
 import django
 django.setup()
 from django.db import close_old_connections
 from chat.services import message_send
-group, users, threads, each = int(sys.argv[1]), [int(u) for u in sys.argv[2].split(",")], int(sys.argv[3]), int(sys.argv[4])
+group, threads = int(sys.argv[1]), int(sys.argv[2])
 print("ready", flush=True)
-sys.stdin.readline()  # "go": every process starts writing at once
+# One line of work: per thread, [user id, device, [base64 envelopes]]; then "go": every process starts at once.
+work = json.loads(sys.stdin.readline())
+sys.stdin.readline()
 out = []
 def write(n):
-    for _ in range(each):
-        out.append(message_send(user_id=users[n % len(users)], group_id=group, client_id=uuid.uuid4(),
-                                envelope=b"sealed").seq)
+    user, device, envelopes = work[n]
+    for envelope in envelopes:
+        out.append(message_send(user_id=user, group_id=group, client_id=uuid.uuid4(), device=device,
+                                envelope=base64.b64decode(envelope)).seq)
     close_old_connections()
 workers = [threading.Thread(target=write, args=(n,)) for n in range(threads)]
 [w.start() for w in workers]
@@ -108,16 +116,27 @@ def test_it_hands_out_gapless_seqs_to_concurrent_processes(cast: Cast) -> None:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ntars.settings", "DATABASE_URL": servers.database_url_for_subprocess(),
            "NTARS_TESTING": "false", "LOG_LEVEL": "WARNING"}
     env.pop("TEST_DATABASE_NAME", None)
-    users = f"{cast.alice.pk},{cast.bob.pk},{cast.warden.pk}"
+    users = [cast.alice.pk, cast.bob.pk, cast.warden.pk]
+
+    def work() -> str:
+        return json.dumps([
+            [users[n % 3], kit_device(users[n % 3]),
+             [base64.b64encode(seal(users[n % 3], cast.gold_group.pk)).decode() for _ in range(each)]]
+            for n in range(threads)
+        ])
+
     children = [
         subprocess.Popen(  # noqa: S603
-            [sys.executable, "-c", WRITER, str(cast.gold_group.pk), users, str(threads), str(each)],
+            [sys.executable, "-c", WRITER, str(cast.gold_group.pk), str(threads)],
             cwd=servers.REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         for _ in range(processes)
     ]
     for child in children:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        assert child.stdin is not None
+        child.stdin.write(work() + "\n")
+        child.stdin.flush()
     for child in children:
         assert child.stdin is not None
         child.stdin.write("go\n")

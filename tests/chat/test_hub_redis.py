@@ -21,6 +21,7 @@ from asgiref.sync import sync_to_async
 from chat.client import HubClient, HubError
 from chat.models import Message
 from tests.cast import PASSWORD, Cast
+from tests.chat.test_hub_kit import kit_device, seal
 from tests.servers import DaphneProcess, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -103,7 +104,8 @@ def cluster(daphne_factory: Any, proxy: Balancer, **env: str) -> list[DaphneProc
 
 async def signed_in(proxy: Balancer, user: Any, target: int) -> HubClient:
     proxy.target = target
-    client = await HubClient.sign_in(proxy.url, user.email, PASSWORD, max_backoff=1.0)
+    device = await sync_to_async(kit_device)(user.pk)
+    client = await HubClient.sign_in(proxy.url, user.email, PASSWORD, max_backoff=1.0, device=device)
     await client.connect(timeout=WAIT)
     assert proxy.routes[-1] == proxy.backends[target]
     return client
@@ -137,15 +139,19 @@ async def test_it_carries_messages_between_processes_and_survives_kill_9(
     alice = await signed_in(balancer, cast.alice, 0)
     bob = await signed_in(balancer, cast.bob, 1)
     received = Collector(bob)
-    await alice.send(cast.gold_group.pk, b"1")
+
+    async def sealed(user: Any, text: str) -> bytes:
+        return await sync_to_async(seal)(user.pk, cast.gold_group.pk, text)
+
+    await alice.send(cast.gold_group.pk, await sealed(cast.alice, "1"))
     assert [f["seq"] for f in await received.wait_for(1)] == [1]  # across processes, through Redis
     second.kill()  # bob's process dies without a word
     for n in range(2, 6):
-        assert (await alice.send(cast.gold_group.pk, str(n).encode())).seq == n
+        assert (await alice.send(cast.gold_group.pk, await sealed(cast.alice, str(n)))).seq == n
     # bob's client reconnects through the balancer to the surviving process and catches up.
     assert [f["seq"] for f in await received.wait_for(5)] == [1, 2, 3, 4, 5]
     assert balancer.routes[-1] == first.port and bob.connections == 2
-    ack = await bob.send(cast.gold_group.pk, b"back")
+    ack = await bob.send(cast.gold_group.pk, await sealed(cast.bob, "back"))
     assert ack.seq == 6
     assert [f["seq"] for f in await Collector(alice).wait_for(6)] == [1, 2, 3, 4, 5, 6]
     await alice.close()
@@ -215,7 +221,7 @@ async def test_it_loses_no_acked_message_when_redis_restarts(
         n = 0
         while True:
             n += 1
-            payload = f"m{n}".encode()
+            payload = await sync_to_async(seal)(cast.alice.pk, cast.gold_group.pk, f"m{n}")
             try:
                 acked[payload] = (await alice.send(cast.gold_group.pk, payload, retry=False)).seq
                 await outcomes.put("acked")

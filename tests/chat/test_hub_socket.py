@@ -15,6 +15,7 @@ from tests.chat.test_hub_kit import (  # noqa: F401 (fixture)
     Closed,
     communicator_for,
     fresh_channel_layer,
+    kit_device_id,
     open_hub,
     seqs,
     session_cookie,
@@ -36,7 +37,8 @@ async def test_it_sends_acks_and_fans_out_to_every_member(cast: Cast) -> None:
         assert frame["urgent"] is True and frame["retracted"] is False
         assert frame["sender"] == {"id": cast.alice.pk, "name": "Alice Archer", "business": "Gold Street Books",
                                    "role": "manager"}
-        assert frame["device"] == "test-device"
+        assert frame["device"] == kit_device_id(cast.alice.pk)
+        assert frame["envelope"] is not None and frame["franking"]["kid"]
     second = await bob.post(cast.gold_group.pk, b"he went into the bakery")
     assert second["seq"] == 2
     assert [f["seq"] for f in await alice.barrier() if f["type"] == "message"] == [2]
@@ -46,10 +48,9 @@ async def test_it_sends_acks_and_fans_out_to_every_member(cast: Cast) -> None:
 
 async def test_it_stores_the_envelope_as_opaque_bytes(cast: Cast) -> None:
     alice = await open_hub(cast.alice)
-    blob = bytes(range(256))
-    await alice.post(cast.gold_group.pk, blob)
+    await alice.post(cast.gold_group.pk, "every byte kept: \u0000 \u2028 🧢")
     stored = await sync_to_async(Message.objects.get)(group=cast.gold_group, seq=1)
-    assert bytes(stored.envelope) == blob
+    assert bytes(stored.envelope) == alice.last_envelope
     await alice.close()
 
 

@@ -21,6 +21,8 @@ const LABEL_MESSAGE_KEYS = utf8.encode("NTARS-v1 message-keys");
 const LABEL_KEY_COMMITMENT = utf8.encode("NTARS-v1 key-commitment");
 const LABEL_MESSAGE_SIG = utf8.encode("NTARS-v1 message-sig");
 const LABEL_BLOB = utf8.encode("NTARS-v1 blob");
+// Device approval (the key directory, not the message format): named by the integration contract.
+const LABEL_DEVICE_APPROVAL = utf8.encode("NTARS-approve-v1");
 
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const BLOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
@@ -231,6 +233,31 @@ function safetySide(devices) {
 export async function safetyNumber(a, b) {
   const [low, high] = [safetySide(a), safetySide(b)].sort(compareBytes);
   return digits60(await sha256(concat(LABEL_SAFETY_NUMBER, low, high)));
+}
+
+// What an approving device signs (chat/crypto.py device_approval_bytes); signPub and dhPub are base64url text.
+export function deviceApprovalBytes({ user, device, signPub, dhPub }) {
+  int(user, 1);
+  match(DEVICE_ID, device);
+  checkEd25519Public(b64d(signPub, 32));
+  checkX25519Public(b64d(dhPub, 32));
+  return concat(LABEL_DEVICE_APPROVAL, canonicalJson({ device, dh_pub: dhPub, sign_pub: signPub, user, v: VERSION }));
+}
+
+// An approved device vouches for another device of the same user; resolves to the base64url signature.
+export async function signDeviceApproval({ keys, user, device, signPub, dhPub }) {
+  return b64e(await ed25519Sign(keys.signingKey, deviceApprovalBytes({ user, device, signPub, dhPub })));
+}
+
+export async function verifyDeviceApproval({ signingPublic, signature, user, device, signPub, dhPub }) {
+  const data = deviceApprovalBytes({ user, device, signPub, dhPub });
+  let sig;
+  try {
+    sig = b64d(signature, 64);
+  } catch {
+    throw new E2EEError("bad_signature", "signature is not 64 bytes of base64url");
+  }
+  await ed25519Verify(signingPublic, sig, data);
 }
 
 // ---------------------------------------------------------------------------------------------------------
