@@ -315,3 +315,49 @@ def unseal(user_id: int, group_id: int, envelope: bytes) -> crypto.Message:
 
     return crypto.decrypt_message(envelope, group=group_id, epoch_keys=keys, min_epoch=1, seen=set(),
                                   device_key=device_key)
+
+
+# --- the chat JSON API (/chat/api/) from Django's test client -------------------------------------------------
+
+API = "/chat/api/"
+
+
+def api_client(user: User | None) -> Client:
+    """A test client signed in as `user` (None: signed out)."""
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def api_post(client: Client, path: str, data: Any = None) -> Any:
+    return client.post(API + path, data=json.dumps({} if data is None else data), content_type="application/json")
+
+
+def api_get(client: Client, path: str) -> Any:
+    return client.get(API + path)
+
+
+def register_device(client: Client, keys: crypto.DeviceKeys | None = None, *, device_id: str | None = None,
+                    label: str = "test phone") -> tuple[str, crypto.DeviceKeys, Any]:
+    """Register new (or given) device keys through the API: (device id, keys, response)."""
+    keys = keys or crypto.DeviceKeys.generate()
+    device_id = device_id or str(uuid.uuid4())
+    response = api_post(client, "devices", {
+        "device_id": device_id, "label": label, "sign_pub": crypto.b64e(keys.signing_public),
+        "dh_pub": crypto.b64e(keys.agreement_public),
+    })
+    return device_id, keys, response
+
+
+def rotation_for(group: StreetGroup, *, signer: crypto.DeviceKeys, by_device: str, epoch: int | None = None,
+                 prev_epoch: int | None = None, recipients: list[tuple[str, bytes]] | None = None) -> tuple[bytes, bytes]:
+    """A signed rotation of the group to epoch current + 1 (or as told) for the current member devices (or as
+    told): (rotation bytes, epoch key)."""
+    current = selectors.epoch_state(group=group).current
+    if recipients is None:
+        recipients = [(d.device_id, crypto.b64d(d.dh_pub)) for d in selectors.member_devices(group=group)]
+    return crypto.rotate_epoch(
+        signer=signer, by_device=by_device, group=group.pk, epoch=current + 1 if epoch is None else epoch,
+        prev_epoch=current if prev_epoch is None else prev_epoch, recipients=recipients,
+    )
