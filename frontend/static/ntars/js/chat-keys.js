@@ -7,7 +7,6 @@ import {
   b64d,
   b64e,
   canonicalJson,
-  concat,
   decryptBlob,
   decryptMessage,
   encryptBlob,
@@ -18,12 +17,11 @@ import {
   readEnvelope,
   rotateEpoch,
   safetyNumber,
+  signDeviceApproval,
 } from "./e2ee.js";
-import * as e2ee from "./e2ee.js";
 import { ApiError, api, apiBytes, deviceLabel } from "./chat-common.js";
 
 const utf8 = new TextEncoder();
-const LABEL_APPROVE = utf8.encode("NTARS-approve-v1");
 const DIRECTORY_FRESH_MS = 10000;
 const EPOCHS_FRESH_MS = 10000;
 const MAX_ROTATION_TRIES = 3;
@@ -40,17 +38,6 @@ export function fromB64std(text) {
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
   return bytes;
-}
-
-/** The bytes a device approval signs (the server checks them with chat/crypto.py). */
-export function approvalBytes({ user, device, signPub, dhPub }) {
-  return concat(LABEL_APPROVE, canonicalJson({ device, dh_pub: dhPub, sign_pub: signPub, user, v: 1 }));
-}
-
-async function signApproval(keys, fields) {
-  if (typeof e2ee.signDeviceApproval === "function") return e2ee.signDeviceApproval({ keys, ...fields });
-  const sig = await crypto.subtle.sign({ name: "Ed25519" }, keys.signingKey, approvalBytes(fields));
-  return b64e(new Uint8Array(sig));
 }
 
 /** A rotation record from the API: its canonical bytes (the API may hand back the text or the object). */
@@ -76,6 +63,8 @@ export class ChatKeys {
     this.epochState = new Map(); // group -> { current, needsRotation }
     this.epochFetchedAt = new Map(); // group -> when its epochs were last fetched
     this.unknownDevices = new Set(); // "sender:device" the directory did not list (removed since, or forged)
+    this.missedAt = new Map(); // "sender:device" -> when a fresh directory read last failed to find it
+    this.directoryLoads = new Map(); // group -> the directory request in flight
   }
 
   // --- this device -----------------------------------------------------------------------------------------
@@ -133,8 +122,8 @@ export class ChatKeys {
 
   /** Approve one of my pending devices with this (approved) device's signature. */
   async approve(pending) {
-    const signature = await signApproval(this.device, {
-      user: this.userId, device: pending.device_id, signPub: pending.sign_pub, dhPub: pending.dh_pub,
+    const signature = await signDeviceApproval({
+      keys: this.device, user: this.userId, device: pending.device_id, signPub: pending.sign_pub, dhPub: pending.dh_pub,
     });
     return api(this.base, `devices/${encodeURIComponent(pending.device_id)}/approve`, {
       method: "POST", json: { approver_device: this.device.deviceId, signature },
@@ -151,7 +140,14 @@ export class ChatKeys {
   async directory(group, { refresh = false } = {}) {
     const cached = this.directories.get(group);
     if (cached && !refresh) return cached.members;
-    if (cached && refresh && Date.now() - cached.at < 1000) return cached.members;
+    // Callers asking at the same time share one request.
+    if (!this.directoryLoads.has(group)) {
+      this.directoryLoads.set(group, this.#loadDirectory(group).finally(() => this.directoryLoads.delete(group)));
+    }
+    return this.directoryLoads.get(group);
+  }
+
+  async #loadDirectory(group) {
     const data = await api(this.base, `groups/${group}/directory`);
     const members = new Map();
     for (const member of data.members) {
@@ -167,14 +163,21 @@ export class ChatKeys {
     return members;
   }
 
-  /** deviceKey(sender, device) for decryptMessage: the directory's key, refreshed once if unknown. */
+  /**
+   * deviceKey(sender, device) for decryptMessage: the directory's key. A device the cached directory does
+   * not know (a member's new phone) makes one fresh read; it is asked for again after DIRECTORY_FRESH_MS.
+   */
   deviceKeyFor(group) {
     return async (sender, device) => {
       const find = (members) => members.get(sender)?.devices.find((d) => d.device_id === device) ?? null;
       let found = find(await this.directory(group));
-      const cached = this.directories.get(group);
-      if (!found && Date.now() - cached.at > DIRECTORY_FRESH_MS) found = find(await this.directory(group, { refresh: true }));
-      if (!found) this.unknownDevices.add(`${sender}:${device}`);
+      const key = `${sender}:${device}`;
+      const missedAt = this.missedAt.get(key) ?? 0;
+      if (!found && Date.now() - missedAt > DIRECTORY_FRESH_MS) {
+        found = find(await this.directory(group, { refresh: true }));
+        if (!found) this.missedAt.set(key, Date.now());
+      }
+      if (!found) this.unknownDevices.add(key);
       return found ? found.signPublic : null;
     };
   }
