@@ -1,4 +1,4 @@
-"""Alerts JSON endpoints for the PWA and for wardens' scripts: parse, check access, call a service, render.
+"""Alerts JSON endpoints for the PWA, and the alerts pages: parse, check access, call a service, render.
 
 Session authentication with Django's CSRF check on every POST/DELETE (send the csrftoken cookie's value as
 the X-CSRFToken header). Scripts on the server use `manage.py broadcast` instead (docs/alerts.md).
@@ -12,15 +12,20 @@ from datetime import datetime, time, timedelta
 from functools import wraps
 from typing import Any
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from alerts import push, selectors, services
-from alerts.models import AlertPrefs, Broadcast, PushSubscription
-from members.models import User
+from alerts.forms import BroadcastForm, PrefsForm
+from alerts.models import AlertPrefs, Broadcast, BroadcastRecipient, PushSubscription
+from members.models import Role, User
 
 View = Callable[..., HttpResponse]
 
@@ -241,3 +246,119 @@ def broadcast_photo(request: HttpRequest, pk: int) -> HttpResponse:
     response = FileResponse(broadcast.photo.open("rb"), content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+# --- pages ------------------------------------------------------------------------------------------------
+# The Alerts page (everyone), the Broadcast page (wardens, BID admins) and a broadcast's own page. Plain forms
+# that work without JavaScript; alerts-page.js adds what needs it (turning on push on this device).
+def _sent_rows(broadcasts: Any) -> list[dict[str, Any]]:
+    return [{"broadcast": b, "counts": selectors.broadcast_counts(broadcast=b)} for b in broadcasts]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def alerts_page(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    current = selectors.prefs_of(user=user)
+    initial = {"quiet_start": current.quiet_start, "quiet_end": current.quiet_end, "no_preview": current.no_preview,
+               "muted_groups": selectors.muted_group_ids(user=user)}
+    form = PrefsForm(user=user, initial=initial)
+    action = request.POST.get("action") if request.method == "POST" else None
+    if action == "prefs":
+        form = PrefsForm(request.POST, user=user)
+        if form.is_valid():
+            data = form.cleaned_data
+            services.prefs_update(user=user, quiet_start=data["quiet_start"], quiet_end=data["quiet_end"],
+                                  no_preview=data["no_preview"], muted_group_ids=[g.pk for g in data["muted_groups"]])
+            messages.success(request, "Your alert preferences are saved.")
+            return redirect(f"{reverse('alerts:page')}#prefs")
+    elif action == "remove_device":
+        device = selectors.access_subscription(user=user, subscription_id=_post_id(request, "device"))
+        label = str(device)
+        services.subscription_delete(user=user, subscription_id=device.pk)
+        messages.success(request, f"Removed {label}: it gets no more notifications.")
+        return redirect(f"{reverse('alerts:page')}#devices")
+    elif action == "ack":
+        row = services.broadcast_acknowledge(user=user, broadcast_id=_post_id(request, "broadcast"))
+        messages.success(request, f"Marked as seen: {row.broadcast.title}")
+        return redirect(f"{reverse('alerts:page')}#history")
+    elif action is not None:
+        return HttpResponse("Unknown action", status=400, content_type="text/plain")
+    devices = list(selectors.subscriptions_of(user=user))
+    added = request.GET.get("added", "")
+    context = {
+        "form": form,
+        "devices": devices,
+        "added": next((d for d in devices if str(d.pk) == added), None),
+        "no_preview": current.no_preview,
+        "history": list(selectors.broadcasts_received(user=user)[:50]),
+        "can_broadcast": selectors.can_broadcast(user=user),
+    }
+    return render(request, "alerts/alerts.html", context, status=400 if form.errors else 200)
+
+
+def _post_id(request: HttpRequest, name: str) -> int:
+    try:
+        return int(request.POST.get(name, ""))
+    except ValueError as exc:
+        raise Http404("No such item") from exc
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def broadcast_new(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if not selectors.can_broadcast(user=user):
+        raise PermissionDenied("Only wardens and BID admins can broadcast")
+    form = BroadcastForm(initial={"priority": Broadcast.Priority.INFO})
+    problem = ""
+    if request.method == "POST":
+        form = BroadcastForm(request.POST, request.FILES)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                broadcast = services.broadcast_create(
+                    author=user, title=data["title"], text=data["text"], priority=data["priority"],
+                    audience_all=data["audience_all"], group_ids=[g.pk for g in data["groups"]],
+                    street_ids=[s.pk for s in data["streets"]], roles=data["roles"], expires_at=form.expires_at(),
+                    photo=data["photo"], request=request, via="page",
+                )
+            except services.AlertsInvalid as exc:
+                problem = str(exc)
+            else:
+                count = selectors.broadcast_counts(broadcast=broadcast)["recipients"]
+                messages.success(request, f"Broadcast sent to {count} {'person' if count == 1 else 'people'}.")
+                return redirect("alerts:broadcast_page", pk=broadcast.pk)
+    context = {
+        "form": form,
+        "problem": problem,
+        "sent": _sent_rows(selectors.broadcasts_sent_visible_to(user=user)[:20]),
+    }
+    return render(request, "alerts/broadcast_new.html", context, status=400 if form.errors or problem else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def broadcast_page(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    broadcast = selectors.access_broadcast(user=user, broadcast_id=pk)
+    if request.method == "POST":
+        services.broadcast_acknowledge(user=user, broadcast_id=broadcast.pk)
+        messages.success(request, "Marked as seen.")
+        return redirect("alerts:broadcast_page", pk=broadcast.pk)
+    # Opening the alert in the app is a delivery too (counted once, for recipients only).
+    services.broadcast_mark_delivered(user_id=user.pk, broadcast_id=broadcast.pk, via=BroadcastRecipient.Via.APP)
+    try:
+        mine: BroadcastRecipient | None = selectors.access_broadcast_recipient(user=user, broadcast_id=broadcast.pk)
+    except Http404:
+        mine = None  # a warden or BID admin looking at someone else's broadcast
+    overseer = selectors.can_broadcast(user=user)
+    context = {
+        "broadcast": broadcast,
+        "recipient": mine,
+        "overseer": overseer,
+        "counts": selectors.broadcast_counts(broadcast=broadcast) if overseer else None,
+        "audience": selectors.broadcast_audience_summary(broadcast=broadcast) if overseer else None,
+        "role_labels": [Role(r).label for r in broadcast.audience_roles if r in Role.values],
+    }
+    return render(request, "alerts/broadcast.html", context)

@@ -23,6 +23,8 @@ NAV_ITEMS: list[tuple[str, str, frozenset[str] | None]] = [
     ("Street groups", "members:groups", frozenset({"bid_admin"})),
     ("Agreements", "members:agreement_admin", frozenset({"bid_admin"})),
     ("Audit trail", "members:audit", frozenset({"dpo"})),
+    ("Alerts", "alerts:page", None),
+    ("Broadcast", "alerts:broadcast_new", frozenset({"warden", "bid_admin"})),
     ("Security", "members:security", None),
 ]
 
@@ -40,6 +42,8 @@ TILE_TEXT: dict[str, str] = {
     "members:groups": "Street groups, their streets, members and message retention.",
     "members:agreement_admin": "Publish a new data-sharing agreement or code of conduct.",
     "members:audit": "Search who saw or changed what, when and from where.",
+    "alerts:page": "Notifications on your phone, quiet hours, and the alerts wardens sent you.",
+    "alerts:broadcast_new": "Alert members on chosen streets, groups or roles; see who got it.",
     "members:security": "Two-factor sign-in, passkeys, your password and your signed-in devices.",
 }
 
