@@ -11,7 +11,11 @@
 //
 // Later features add their handlers in the "Extension points" section at the end.
 
-const SHELL_VERSION = "427ba93fefaf";
+// Push notifications (issue 6). A static import: this is a module worker (see pwa.js); the browser fetches
+// imported modules with the worker and re-checks them on update, so they need no PRECACHE entry.
+import { openFromNotification, showPush } from "/static/ntars/js/alerts-sw.js";
+
+const SHELL_VERSION = "25a0ccd9bfc4";
 const CACHE_PREFIX = "ntars-shell-";
 const SHELL_CACHE = `${CACHE_PREFIX}${SHELL_VERSION}`;
 const OFFLINE_URL = "/offline/";
@@ -20,6 +24,7 @@ const STATIC_PREFIX = "/static/";
 // Everything the offline page needs to render and run, plus the install metadata.
 const PRECACHE = [
   "/static/ntars/css/app.css",
+  "/static/ntars/js/alerts-banner.js",
   "/static/ntars/js/app.js",
   "/static/ntars/js/menu.js",
   "/static/ntars/js/network.js",
@@ -119,3 +124,8 @@ async function staleWhileRevalidate(event) {
 //   self.addEventListener("pushsubscriptionchange", ...);
 // This file is registered as a module worker (pwa.js), so shared code can be imported at the top, e.g.
 // `import { open } from "/static/ntars/js/e2ee.js";` (add anything it needs to PRECACHE for offline use).
+
+// ---- Push notifications (alerts, issue 6; docs/alerts.md) -------------------------------------------------
+// Nothing here touches a cache: payloads are shown and forgotten; a chat preview is decrypted in memory.
+self.addEventListener("push", (event) => event.waitUntil(showPush(event)));
+self.addEventListener("notificationclick", (event) => event.waitUntil(openFromNotification(event)));
