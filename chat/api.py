@@ -175,6 +175,8 @@ def blobs(request: HttpRequest) -> HttpResponse:
         declared = 0
     if declared > limit:
         raise KeysRefused("too_large", f"blobs are at most {limit} bytes", status=413)
+    if declared <= 0:
+        raise KeysRefused("invalid", "the blob is empty")
     if request.content_type != "application/octet-stream":
         raise KeysRefused("unsupported_media_type", "send the encrypted bytes as application/octet-stream",
                           status=415)

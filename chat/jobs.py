@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from chat.services import blobs_purge_expired, franking_keys_rotate, messages_purge_expired, presence_sweep_stale
+from chat.services import (
+    blobs_purge_expired,
+    franking_keys_rotate,
+    messages_purge_expired,
+    presence_sweep_stale,
+)
 from members.jobs import periodic
 
 
