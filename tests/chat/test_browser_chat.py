@@ -23,8 +23,9 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from chat.e2ee_client import E2EEClient, Received
-from chat.models import Message
+from chat.models import Device, EpochWrap, GroupEpoch, Message
 from members.models import User
+from members.services import staff_remove
 from tests.cast import PASSWORD, Cast
 from tests.servers import DaphneProcess
 
@@ -353,3 +354,54 @@ def test_it_interoperates_with_the_python_e2ee_client(
     devices = bob.open("/chat/devices/")
     expect(devices.locator(f"#user-{cast.alice.pk} .digits")).to_have_text(safety)
     assert bob.problems == []
+
+
+def test_it_approves_a_new_device_from_an_existing_one(cast: Cast, phone: Callable[[User], Phone]) -> None:
+    group = cast.gold_group.pk
+    old, new, bob = phone(cast.alice), phone(cast.alice), phone(cast.bob)
+    old.open_thread(group)
+    bob.open_thread(group)
+
+    # A second browser of alice's: its keys wait for approval, and it cannot chat yet.
+    waiting = new.open("/chat/devices/")
+    expect(waiting.locator(".device-status")).to_have_text("Waiting for approval")
+    fingerprint = waiting.locator("#this-device .digits").inner_text()
+    thread = new.open(f"/chat/{group}/")
+    expect(thread.locator("#chat-status")).to_contain_text("waiting to be approved")
+    expect(thread.get_by_label("Write a message")).to_be_disabled()
+
+    devices = old.open("/chat/devices/")
+    pending = devices.locator("li.device-pending")
+    expect(pending.locator(".digits")).to_have_text(fingerprint)  # what the new phone shows: compare them
+    pending.get_by_role("button", name="Approve").click()
+    expect(devices.get_by_text("is approved")).to_be_visible()
+
+    new.expect_connected()  # the waiting page noticed the approval and opened the chat
+    new.send("Hello from my second phone")
+    expect(bob.message("Hello from my second phone").locator(".msg-sender")).to_have_text("Alice Archer")
+    assert Device.objects.filter(user=cast.alice, status="approved").count() == 2
+
+
+def test_it_rotates_the_group_key_before_writing_after_a_member_left(
+    cast: Cast, phone: Callable[[User], Phone]
+) -> None:
+    group = cast.gold_group.pk
+    alice, bob = phone(cast.alice), phone(cast.bob)
+    alice.open_thread(group)
+    b = bob.open_thread(group)
+    alice.send("Bob, can you lock up tonight?")
+    expect(bob.message("lock up tonight")).to_be_visible()
+    first = GroupEpoch.objects.get(group=cast.gold_group)
+    bobs = set(Device.objects.filter(user=cast.bob).values_list("pk", flat=True))
+    assert bobs <= set(EpochWrap.objects.filter(epoch=first).values_list("device_id", flat=True))
+
+    # (The server process learns of it from the database; the hub cuts bob's socket at its next check.)
+    staff_remove(actor=cast.alice, user=cast.bob, reason="Left the shop")
+    alice.send("Bob has left us: new code for the back door is on the rota")
+    expect(alice.message("new code for the back door").locator(".msg-state")).to_have_text("Sent")
+
+    latest = GroupEpoch.objects.filter(group=cast.gold_group).latest("epoch")
+    assert latest.epoch == first.epoch + 1
+    assert not bobs & set(EpochWrap.objects.filter(epoch=latest).values_list("device_id", flat=True))
+    assert Message.objects.filter(kind="message").latest("seq").epoch == latest.epoch
+    expect(b.get_by_text("new code for the back door")).to_have_count(0)

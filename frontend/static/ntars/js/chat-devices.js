@@ -33,6 +33,16 @@ class DevicesPage {
         : "This device’s keys could not be set up. Reload the page to try again.";
       return;
     }
+    await this.renderAll();
+    if (this.device.status === "pending") {
+      this.keys.watchApproval(() => {
+        say(this.status, "One of your devices approved this one: it can read new messages now.", "success");
+        this.renderAll();
+      });
+    }
+  }
+
+  async renderAll() {
     await this.renderThisDevice();
     await this.renderDevices();
     await this.renderSafetyNumbers();

@@ -24,6 +24,7 @@ async function start(config) {
   }
   if (device.status === "pending") {
     say(status, "This device is waiting to be approved by one of your other devices.", "warning");
+    keys.watchApproval(() => window.location.reload());
     return;
   }
 

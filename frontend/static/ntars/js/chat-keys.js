@@ -25,6 +25,8 @@ const utf8 = new TextEncoder();
 const DIRECTORY_FRESH_MS = 10000;
 const EPOCHS_FRESH_MS = 10000;
 const MAX_ROTATION_TRIES = 3;
+const APPROVAL_POLL_MS = 4000;
+const SEND_STATE_FRESH_MS = 15000;
 
 /** Standard (padded) base64, the hub's envelope encoding. */
 export function b64std(bytes) {
@@ -110,6 +112,23 @@ export class ChatKeys {
   #stored(device) {
     const { deviceId, ...rest } = device;
     return rest;
+  }
+
+  /** While this device is pending, ask every `everyMs` whether one of my other devices approved it. */
+  watchApproval(onApproved, everyMs = APPROVAL_POLL_MS) {
+    const timer = window.setInterval(async () => {
+      try {
+        const mine = (await this.myDevices()).find((d) => d.device_id === this.device.deviceId);
+        if (mine && mine.status === "approved") {
+          window.clearInterval(timer);
+          this.device.status = "approved";
+          onApproved();
+        }
+      } catch (error) {
+        // no signal, or a server hiccup: ask again next time
+      }
+    }, everyMs);
+    return timer;
   }
 
   async myDevices() {
@@ -277,7 +296,9 @@ export class ChatKeys {
   /** The epoch to send in: rotate first when the server says so (a member left, a device changed, a timer). */
   async sendingEpoch(group, { refresh = true } = {}) {
     let state = this.epochState.get(group);
-    if (refresh || !state) state = await this.refreshEpochs(group);
+    // A member's new device does not stop anyone sending, so look again now and then: it should get the key.
+    const stale = Date.now() - (this.epochFetchedAt.get(group) ?? 0) > SEND_STATE_FRESH_MS;
+    if (refresh || !state || stale) state = await this.refreshEpochs(group);
     for (let tries = 0; tries < MAX_ROTATION_TRIES; tries += 1) {
       const haveKey = state.current > 0 && (await this.keyStore.getEpochKey(group, state.current));
       if (!state.needsRotation && haveKey) return state.current;

@@ -111,6 +111,7 @@ class Thread {
     );
     this.status.dataset.kind = "warning";
     this.form.querySelectorAll("textarea, input, button").forEach((node) => { node.disabled = true; });
+    this.keys.watchApproval(() => window.location.reload());
   }
 
   #showWarnings() {
@@ -632,7 +633,7 @@ class Thread {
     if (entry.envelope && !rekey) return;
     const sealed = await this.keys.encrypt(this.group, {
       text: entry.text, attachments: entry.attachments || [], urgent: entry.urgent,
-    }, { refresh: rekey || !this.keys.epochState.has(this.group) });
+    }, { refresh: rekey });
     entry.envelope = b64std(sealed.envelope);
     entry.epoch = sealed.epoch;
     entry.msgId = sealed.msgId;
