@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import Client
 from playwright.sync_api import expect
 
 from alerts import push, services
-from alerts.models import BroadcastRecipient, PushSubscription
+from alerts.models import Broadcast, BroadcastRecipient, PushSubscription
 from chat import crypto
 from members.models import User
 from tests.alerts.conftest import subscribe
@@ -106,6 +108,21 @@ def signed_in(new_context: Callable[..., Any], server: DaphneProcess) -> Callabl
         return context
 
     return make
+
+
+def a_broadcast(cast: Cast, **options: Any) -> Broadcast:
+    """A warden's broadcast to Gold Street, made in a plain thread: its after-commit event publish uses
+    async_to_sync, which cannot run in the thread where Playwright's event loop is running."""
+    options.setdefault("street_ids", [cast.gold.pk])
+
+    def create() -> Broadcast:
+        try:
+            return services.broadcast_create(author=cast.warden, **options)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(create).result()
 
 
 def watched(page: Any) -> list[str]:
@@ -224,7 +241,7 @@ def test_it_subscribes_after_the_click_and_removes_the_device(
     assert log()["permission"] == 1
     assert log()["subscribe"] == [{"key": push.vapid_public_key(), "userVisibleOnly": True}]
     card = page.locator(f'[data-device-id="{stored.pk}"]')
-    expect(card.get_by_text("This device")).to_be_visible()
+    expect(card.get_by_text("This device", exact=True)).to_be_visible()
     expect(page.get_by_role("status").filter(has_text="Notifications are on for this device.")).to_be_visible()
 
     card.get_by_role("button", name="Remove Shop phone").click()
@@ -237,10 +254,8 @@ def test_it_subscribes_after_the_click_and_removes_the_device(
 def test_it_shows_a_broadcast_push_and_hides_it_with_no_preview(
     cast: Cast, server: DaphneProcess, signed_in: Any, fake_push: FakePushService
 ) -> None:
-    broadcast = services.broadcast_create(
-        author=cast.warden, title="Shoplifters on Gold Street", text="Group of 6 heading north, lock doors.",
-        priority="urgent", street_ids=[cast.gold.pk],
-    )
+    broadcast = a_broadcast(cast, title="Shoplifters on Gold Street", text="Group of 6 heading north, lock doors.",
+                            priority="urgent")
     page = signed_in(cast.alice, stub=fake_push.subscribe()).new_page()
     problems = watched(page)
     turn_on_push(page, server.url)
@@ -369,10 +384,8 @@ def test_it_delivers_a_wardens_urgent_broadcast_to_gold_street_devices_only(
 
 
 def test_it_shows_an_accessible_banner_with_seen(cast: Cast, server: DaphneProcess, signed_in: Any) -> None:
-    urgent = services.broadcast_create(author=cast.warden, title="Lock doors", text="Shoplifters on Gold Street.",
-                                       priority="urgent", street_ids=[cast.gold.pk])
-    info = services.broadcast_create(author=cast.warden, title="Market tomorrow", text="Stalls from 7 am.",
-                                     priority="info", street_ids=[cast.gold.pk])
+    urgent = a_broadcast(cast, title="Lock doors", text="Shoplifters on Gold Street.", priority="urgent")
+    info = a_broadcast(cast, title="Market tomorrow", text="Stalls from 7 am.", priority="info")
     page = signed_in(cast.alice).new_page()
     problems = watched(page)
     open_with_worker(page, f"{server.url}/")
@@ -400,8 +413,7 @@ def test_it_shows_an_accessible_banner_with_seen(cast: Cast, server: DaphneProce
     assert BroadcastRecipient.objects.get(broadcast=info, user=cast.alice).seen_at is None
 
     # A push that arrives while the app is open shows the banner too (the worker tells the page).
-    later = services.broadcast_create(author=cast.warden, title="All clear", text="They have left the area.",
-                                      priority="warning", street_ids=[cast.gold.pk])
+    later = a_broadcast(cast, title="All clear", text="They have left the area.", priority="warning")
     deliver_push_quietly(page, server.url, json.loads(services.broadcast_push_payload(later, preview=False)))
     expect(page.get_by_role("heading", name="Warning: All clear")).to_be_visible()
     expect(page.get_by_text("They have left the area.")).to_be_visible()
@@ -411,9 +423,9 @@ def test_it_shows_an_accessible_banner_with_seen(cast: Cast, server: DaphneProce
 def test_it_fits_a_phone_with_named_controls_and_works_from_the_keyboard(
     cast: Cast, server: DaphneProcess, signed_in: Any, fake_push: FakePushService
 ) -> None:
-    broadcast = services.broadcast_create(
-        author=cast.warden, title="A rather long title about a van parked across the loading bay on Gold Street",
-        text="Please move it. " * 40, priority="warning", street_ids=[cast.gold.pk], group_ids=[cast.gold_group.pk],
+    broadcast = a_broadcast(
+        cast, title="A rather long title about a van parked across the loading bay on Gold Street",
+        text="Please move it. " * 40, priority="warning", group_ids=[cast.gold_group.pk],
     )
     subscribe(fake_push, cast.alice, label="Till tablet with a long descriptive name for the back office")
     device = fake_push.subscribe()
@@ -435,12 +447,16 @@ def test_it_fits_a_phone_with_named_controls_and_works_from_the_keyboard(
 
     # From the keyboard: Tab reaches "Turn on notifications", Enter asks the browser and subscribes.
     open_with_worker(alice, f"{server.url}/alerts/")
+    expect(alice.get_by_text("This device", exact=True)).to_have_count(0)  # the tablet is another device
     alice.get_by_label("Name for this device").focus()
     alice.keyboard.type("Counter phone")
     alice.keyboard.press("Tab")
     expect(alice.get_by_role("button", name="Turn on notifications")).to_be_focused()
     alice.keyboard.press("Enter")
     expect(alice.get_by_text("Notifications are on for Counter phone.")).to_be_visible()
+    expect(alice.get_by_text("This device", exact=True)).to_have_count(1)
+    expect(alice.locator(".card", has_text="Counter phone").get_by_text("This device", exact=True)).to_be_visible()
+    expect(alice.get_by_text("open NTARS in a browser with JavaScript and notifications")).to_have_count(0)
     # And the history's "Seen" button works from the keyboard too.
     seen = alice.get_by_role("button", name=f"Seen: {broadcast.title}")
     seen.focus()
@@ -448,3 +464,44 @@ def test_it_fits_a_phone_with_named_controls_and_works_from_the_keyboard(
     expect(alice.get_by_text(f"Marked as seen: {broadcast.title}")).to_be_visible()
     assert BroadcastRecipient.objects.get(broadcast=broadcast, user=cast.alice).seen_at is not None
     assert problems == []
+
+
+def test_it_opens_the_right_page_when_a_notification_is_tapped(
+    cast: Cast, server: DaphneProcess, signed_in: Any
+) -> None:
+    # Headless Chromium cannot tap a notification: the worker's handler runs here against stand-in clients.
+    page = signed_in(cast.alice).new_page()
+    page.goto(f"{server.url}/alerts/")
+    taps = page.evaluate("""async () => {
+        const m = await import("/static/ntars/js/alerts-sw.js");
+        const origin = location.origin;
+        const log = [];
+        const client = (path) => ({
+            url: origin + path, frameType: "top-level",
+            focus: async function () { log.push(["focus", path]); return this; },
+            navigate: async (to) => { log.push(["navigate", path, new URL(to).pathname]); return client(new URL(to).pathname); },
+        });
+        const sw = (windows) => ({ location: { origin }, clients: {
+            matchAll: async () => windows,
+            openWindow: async (to) => { log.push(["open", new URL(to).pathname]); return null; },
+        } });
+        const tap = async (url, windows) => {
+            log.length = 0;
+            await m.openFromNotification({ notification: { data: { url }, close: () => log.push(["close"]) } }, sw(windows));
+            return [...log];
+        };
+        return {
+            same: await tap("/chat/7/", [client("/alerts/"), client("/chat/7/")]),
+            other: await tap("/alerts/broadcasts/3/", [client("/chat/7/")]),
+            none: await tap("/chat/7/", []),
+            offSite: await tap("https://evil.example/", []),
+            urls: [m.notificationUrl({ type: "alert.broadcast", id: 3, url: "/alerts/broadcasts/3" }),
+                   m.notificationUrl({ kind: "chat", group: 7 }), m.notificationUrl({ url: "//evil.example/x" }),
+                   m.notificationUrl({ kind: "chat", group: "7/../../x" }), m.notificationUrl(null)],
+        };
+    }""")
+    assert taps["same"] == [["close"], ["focus", "/chat/7/"]]
+    assert taps["other"] == [["close"], ["navigate", "/chat/7/", "/alerts/broadcasts/3/"], ["focus", "/alerts/broadcasts/3/"]]
+    assert taps["none"] == [["close"], ["open", "/chat/7/"]]
+    assert taps["offSite"] == [["close"], ["open", "/alerts/"]]
+    assert taps["urls"] == ["/alerts/broadcasts/3/", "/chat/7/", "/alerts/", "/alerts/", "/alerts/"]

@@ -18,10 +18,8 @@ function container(doc) {
   if (!box) {
     box = doc.createElement("div");
     box.id = CONTAINER_ID;
-    box.className = "alert-banners";
-    const anchor = doc.getElementById("net-status") || doc.querySelector("main");
-    if (anchor) anchor.after(box);
-    else doc.body.prepend(box);
+    box.className = "cards alert-banners"; // the shell's card grid spaces the banners
+    (doc.querySelector("main") || doc.body).prepend(box);
   }
   return box;
 }

@@ -103,7 +103,10 @@ async function thisDevice(state) {
   const deviceId = await getSetting("device_id").catch(() => undefined);
   const card = subscription && deviceId ? document.querySelector(`[data-device-id="${deviceId}"]`) : null;
   if (!card) return null;
-  card.querySelector(".this-device").hidden = false;
+  const badge = document.createElement("span");
+  badge.className = "badge";
+  badge.textContent = "This device";
+  card.querySelector(".device-name").append(" ", badge);
   state.textContent = "Notifications are on for this device.";
   return { card, subscription, deviceId };
 }
@@ -111,7 +114,7 @@ async function thisDevice(state) {
 async function start() {
   const panel = document.getElementById("push-panel");
   if (!panel || !supported()) return;
-  document.getElementById("push-unsupported").hidden = true;
+  document.getElementById("push-unsupported").remove();
   panel.hidden = false;
   const state = document.getElementById("push-state");
   const button = document.getElementById("push-enable");
