@@ -6,7 +6,7 @@
 // cannot (no keys, unknown sender device, any check failing) or the person chose "no preview", it shows only
 // "New urgent message on <group>".
 import { KeyStore, b64d, decryptMessage } from "./e2ee.js";
-import { deviceKeyOf, getSetting, noPreview, rememberDeviceKey } from "./alerts-store.js";
+import { deviceKeyOf, getSetting, noPreview } from "./alerts-store.js";
 import { ChatStore } from "./chat-store.js";
 
 const PREVIEW_CHARS = 160;
@@ -14,7 +14,6 @@ const MAX_ENVELOPE_CHARS = 8192;
 const ICON = "/static/ntars/icons/icon-192.png";
 const BADGE = "/static/ntars/icons/maskable-192.png";
 const FALLBACK_URL = "/alerts/";
-const CHAT_API = "/chat/api/";
 const PRIORITY_NAMES = { info: "Info", warning: "Warning", urgent: "Urgent" };
 
 const isId = (value) => Number.isSafeInteger(value) && value > 0;
@@ -34,26 +33,6 @@ export function previewLine(value) {
   return line.length > PREVIEW_CHARS ? `${line.slice(0, PREVIEW_CHARS - 1).trimEnd()}…` : line;
 }
 
-/**
- * The sender device's Ed25519 key: from this device's directory cache, else from the chat API's directory
- * (works only while the session is alive; what it finds is cached for the next push).
- */
-async function senderKey(group, sender, device) {
-  const cached = await deviceKeyOf(sender, device).catch(() => null);
-  if (cached) return cached;
-  const response = await fetch(`${CHAT_API}groups/${group}/directory`, {
-    credentials: "same-origin", headers: { Accept: "application/json" },
-  }).catch(() => null);
-  if (!response || !response.ok) return null;
-  const members = (await response.json().catch(() => ({}))).members;
-  const member = Array.isArray(members) ? members.find((m) => m && m.user === sender) : null;
-  const entry = member && Array.isArray(member.devices) ? member.devices.find((d) => d && d.device_id === device) : null;
-  if (!entry) return null;
-  const key = b64d(entry.sign_pub, 32);
-  await rememberDeviceKey(sender, device, key).catch(() => undefined);
-  return key;
-}
-
 /** Decrypt a chat push's envelope with this device's keys; the text, or null when it cannot be read here. */
 export async function chatPreviewText(data) {
   if (typeof data.envelope !== "string" || data.envelope.length > MAX_ENVELOPE_CHARS) return null;
@@ -62,12 +41,12 @@ export async function chatPreviewText(data) {
   if (!isId(user)) return null;
   const keysName = `ntars-e2ee-u${user}`;
   const chatName = `ntars-chat-u${user}`;
-  // Opening a store would create an empty one on a device that never used chat: look first.
-  const known = new Set((await indexedDB.databases()).map((db) => db.name));
-  if (!known.has(keysName)) return null;
   let keys = null;
   let chat = null;
   try {
+    // Opening a store would create an empty one on a device that never used chat: look first.
+    const known = new Set((await indexedDB.databases()).map((db) => db.name));
+    if (!known.has(keysName)) return null;
     keys = await KeyStore.open(keysName);
     chat = known.has(chatName) ? await ChatStore.open(user) : null;
     // Only "has": a preview must not use up the message id, the chat screen still has to accept it.
@@ -77,7 +56,9 @@ export async function chatPreviewText(data) {
       epochKeys: (epoch) => keys.getEpochKey(data.group, epoch),
       minEpoch: Math.max(1, await keys.latestEpoch(data.group)),
       seen: { has: async (msgId) => (replays ? replays.has(msgId) : false), add: async () => {} },
-      deviceKey: (sender, device) => senderKey(data.group, sender, device),
+      // Only the keys the chat screens wrote down (rememberDeviceKey): asking the server from here would renew
+      // the session's idle timeout from a phone in a pocket.
+      deviceKey: (sender, device) => deviceKeyOf(sender, device),
     });
     if (message.text.trim()) return previewLine(message.text);
     return message.attachments.length ? "Photo" : null;
@@ -161,7 +142,12 @@ export async function showPush(event, sw = self) {
   const reading = async (path) =>
     (await windows(sw)).filter((client) => client.focused && client.visibilityState === "visible" && pathOf(client) === path);
   const env = { noPreview, preview: chatPreviewText, focusedOn: async (path) => (await reading(path)).length > 0 };
-  const note = await notificationFor(data, env);
+  let note;
+  try {
+    note = await notificationFor(data, env);
+  } catch {
+    note = await notificationFor(null, env); // never lose a push to a bug: the generic "see what is new"
+  }
   if (data && data.type === "alert.broadcast" && isId(data.id)) {
     // Pages that are open show the in-app banner too (alerts-banner.js fetches the text it may show).
     for (const client of await windows(sw)) {
