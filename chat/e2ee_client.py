@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -352,7 +353,8 @@ class E2EEClient:
         data = base64.b64decode(frame["envelope"])
         header = crypto.read_envelope(data).header
         if header["epoch"] not in state.epoch_keys and header["epoch"] >= state.max_epoch:
-            await self.refresh_epochs(group)
+            with contextlib.suppress(ApiError):  # e.g. no longer a member: then there is no key to be had
+                await self.refresh_epochs(group)
         signing = await self._device_key(group, header["sender"], header["device"])
         message = crypto.decrypt_message(
             data, group=group, epoch_keys=state.epoch_keys, min_epoch=state.max_epoch, seen=state.seen,
