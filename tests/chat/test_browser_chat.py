@@ -83,7 +83,8 @@ class Phone:
 
 
 @pytest.fixture
-def phone(new_context: Callable[..., Any], server: DaphneProcess) -> Callable[[User], Phone]:
+def phone(server: DaphneProcess, new_context: Callable[..., Any]) -> Callable[[User], Phone]:
+    # The server first, so it is stopped last: browsers close their sockets before Daphne shuts down.
     def make(user: User) -> Phone:
         client = Client()
         client.force_login(user)
@@ -405,3 +406,36 @@ def test_it_rotates_the_group_key_before_writing_after_a_member_left(
     assert not bobs & set(EpochWrap.objects.filter(epoch=latest).values_list("device_id", flat=True))
     assert Message.objects.filter(kind="message").latest("seq").epoch == latest.epoch
     expect(b.get_by_text("new code for the back door")).to_have_count(0)
+
+
+def test_it_marks_a_refused_message_failed_and_retries_it_on_a_tap(
+    cast: Cast, phone: Callable[[User], Phone]
+) -> None:
+    group = cast.gold_group.pk
+    alice, bob = phone(cast.alice), phone(cast.bob)
+    alice.open_thread(group)
+    a = alice.page
+    bob.open_thread(group)
+    refuse = {"on": True}
+
+    def upload(route: Any) -> None:
+        if refuse["on"]:
+            route.fulfill(status=400, content_type="application/json",
+                          body=json.dumps({"error": "invalid", "detail": "refused for the test"}))
+        else:
+            route.fallback()
+
+    alice.context.route("**/chat/api/blobs?*", upload)
+    a.get_by_label("Add photo").set_input_files([{"name": "van.jpg", "mimeType": "image/jpeg", "buffer": jpeg()}])
+    alice.send("Van number plate in the photo")
+    retry = a.get_by_role("button", name="Not sent. Tap to retry")
+    expect(retry).to_be_visible()
+    assert outbox_count(a, cast.alice) == 1  # kept until it goes
+    assert Message.objects.count() == 0
+
+    refuse["on"] = False
+    retry.click()
+    shown = bob.message("Van number plate")
+    expect(shown.get_by_role("img", name="Photo from Alice Archer")).to_be_visible()
+    expect(a.locator("li.msg.pending")).to_have_count(0)
+    assert Message.objects.filter(kind="message").count() == 1

@@ -14,7 +14,7 @@ import {
 import { ChatKeys, b64std, fromB64std } from "./chat-keys.js";
 import { HubError, HubSocket, hubUrl, uuid4 } from "./chat-socket.js";
 import { ChatStore } from "./chat-store.js";
-import { b64e } from "./e2ee.js";
+import { E2EEError, b64e } from "./e2ee.js";
 
 const PHOTO_MAX_EDGE = 1600;
 const PHOTO_QUALITY = 0.85;
@@ -34,6 +34,7 @@ const E2EE_REASONS = {
   bad_ciphertext: "Refused: the message was tampered with.",
   bad_franking: "Refused: the message cannot be reported, so it is not shown.",
   malformed: "Refused: the message is damaged.",
+  unavailable: "This message could not be opened yet (no connection to the server). It will be tried again.",
 };
 
 class Thread {
@@ -58,6 +59,7 @@ class Thread {
     this.lastSeq.set(this.group, Math.max(0, (mine ? mine.last_seq : 0) - config.history));
     this.items = new Map(); // seq -> <li>
     this.reportable = new Map(); // seq -> what the report page needs
+    this.laterFrames = new Map(); // seq -> message frame whose keys could not be fetched yet
     this.maxEpoch = 0;
     this.caughtUp = false;
     this.queue = Promise.resolve(); // frames of this group are handled one at a time, in seq order
@@ -129,6 +131,7 @@ class Thread {
         if (this.socket.ready && this.status.dataset.kind === "success") say(this.status, "");
       }, 4000);
       for (const li of this.list.querySelectorAll("li.pending[data-state=queued]")) this.#setPendingState(li, "sending");
+      this.#retryLater();
       this.flush();
     } else if (state === "offline") {
       say(this.status, "No signal. Messages you write now are kept on this phone and sent when it returns.", "warning");
@@ -190,6 +193,18 @@ class Thread {
     }
   }
 
+  #retryLater() {
+    const frames = [...this.laterFrames.values()];
+    this.laterFrames.clear();
+    for (const frame of frames) {
+      this.queue = this.queue.then(async () => {
+        this.items.get(frame.seq)?.remove();
+        this.items.delete(frame.seq);
+        await this.#message(frame);
+      }).catch(() => {});
+    }
+  }
+
   #caughtUp() {
     const first = !this.caughtUp;
     this.caughtUp = true;
@@ -221,7 +236,13 @@ class Thread {
         result = null;
       }
     } catch (error) {
-      if (!error?.code) throw error;
+      if (error instanceof ApiError) {
+        // The keys could not be fetched (no signal, server trouble): show a placeholder, try again when back.
+        this.laterFrames.set(frame.seq, frame);
+        this.#insert(frame.seq, this.#unreadable(frame, sender, "unavailable"));
+        return;
+      }
+      if (!(error instanceof E2EEError)) throw error;
       problem = E2EE_REASONS[error.code] ? error.code : "malformed";
       if (problem === "bad_signature" && this.keys.unknownDevices.has(`${sender.id}:${frame.device}`)) {
         problem = "removed_device"; // not in the directory: a device removed since, or a forgery; unverifiable
