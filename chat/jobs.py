@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chat.services import (
     blobs_purge_expired,
+    epochs_purge_unneeded,
     franking_keys_rotate,
     messages_purge_expired,
     presence_sweep_stale,
@@ -13,8 +14,9 @@ from members.jobs import periodic
 
 @periodic(name="chat.purge_expired", every_seconds=60)
 def purge_expired() -> dict[str, int]:
-    """Delete expired messages and their blobs; each purge that deletes something is audited."""
-    return {"messages": messages_purge_expired(), "blobs": blobs_purge_expired()}
+    """Delete expired messages and their blobs (each purge that deletes something is audited), and the group
+    key records no unexpired message needs any more."""
+    return {"messages": messages_purge_expired(), "blobs": blobs_purge_expired(), "epochs": epochs_purge_unneeded()}
 
 
 @periodic(name="chat.presence_sweep", every_seconds=15)

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from alerts import push
@@ -521,6 +522,23 @@ def rotation_accept(*, user: User, group_id: int, rotation: bytes) -> GroupEpoch
     return epoch
 
 
+def epochs_purge_unneeded() -> int:
+    """Delete epoch records (and their wraps) that no unexpired message needs any more; the current epoch of
+    each group always stays, so epochs never go backwards."""
+    deleted = 0
+    for group_id, current in GroupEpoch.objects.values("group_id").annotate(current=Max("epoch")).values_list(
+        "group_id", "current"
+    ):
+        oldest = (
+            Message.objects.filter(group_id=group_id, expires_at__gt=timezone.now(), epoch__isnull=False)
+            .aggregate(oldest=Min("epoch"))["oldest"]
+        )
+        keep_from = min(oldest or current, current)
+        _, counts = GroupEpoch.objects.filter(group_id=group_id, epoch__lt=keep_from).delete()
+        deleted += counts.get(GroupEpoch._meta.label, 0)
+    return deleted
+
+
 # --- franking keys ----------------------------------------------------------------------------------------------
 
 FRANKING_KEY_LIFETIME = timedelta(days=1)
@@ -605,13 +623,34 @@ def blobs_purge_expired() -> int:
 
 # --- franking proofs (reports) ------------------------------------------------------------------------------
 
+# Why a proof does not verify (ChatProofResult.code). Reports refuse PROOF_REFUSED_CODES outright (the proof is
+# wrong, or the reporter could not have read the message); the others leave a report that is kept "unverified".
+PROOF_NOT_MEMBER = "not_member"
+PROOF_CANNOT_READ = "cannot_read"
+PROOF_MISMATCH = "mismatch"
+PROOF_GONE = "gone"
+PROOF_WITHDRAWN = "withdrawn"
+PROOF_KEY_DESTROYED = "key_destroyed"
+PROOF_DEVICE_UNKNOWN = "device_unknown"
+PROOF_REFUSED_CODES = frozenset({PROOF_NOT_MEMBER, PROOF_CANNOT_READ, PROOF_MISMATCH})
+
+
+@dataclass(frozen=True)
+class FrankingClaim:
+    """The franking a reporter's device received with the message frame: {kid, tag, server_time}."""
+
+    kid: str
+    tag: bytes
+    server_time: int
+
 
 @dataclass(frozen=True)
 class ChatProofResult:
-    """What a reported chat message proves, or why it proves nothing."""
+    """What a reported chat message proves, or why it proves nothing (`code`, one of PROOF_*)."""
 
     verified: bool
     reason: str = ""
+    code: str = ""
     sender_name: str = ""
     sender_business: str | None = None
     group_name: str = ""
@@ -627,6 +666,11 @@ class ChatProofResult:
         when = timezone.localtime(self.sent_at).strftime("%d %b %Y %H:%M")
         return f"sent by {self.sender_name}{business} in {self.group_name} at {when}"
 
+    @property
+    def refused(self) -> bool:
+        """The proof is wrong (tampered, forged) or the reporter could not have read the message."""
+        return not self.verified and self.code in PROOF_REFUSED_CODES
+
     def as_verification(self) -> dict[str, Any]:
         """The shape reports store in Report.verification."""
         if self.verified:
@@ -634,55 +678,97 @@ class ChatProofResult:
         return {"verified": False, "reason": self.reason}
 
 
-def _refused(reason: str) -> ChatProofResult:
-    return ChatProofResult(verified=False, reason=reason)
+def _refused(reason: str, code: str = PROOF_MISMATCH) -> ChatProofResult:
+    return ChatProofResult(verified=False, reason=reason, code=code)
+
+
+def _reporter_could_read(*, reporter: User, group_id: int, epoch: int, server_time: int) -> bool:
+    """One of the reporter's devices got that epoch's key. Once the epoch's record is purged (no unexpired
+    message needs it), the best left to check is that the reporter had an approved device at that time."""
+    if GroupEpoch.objects.filter(group_id=group_id, epoch=epoch).exists():
+        return EpochWrap.objects.filter(epoch__group_id=group_id, epoch__epoch=epoch, device__user=reporter).exists()
+    then = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=server_time)
+    return Device.objects.filter(user=reporter, approved_at__lte=then).exists()
 
 
 def chat_proof_verify(
-    *, reporter: User, group_id: int, seq: int, body: bytes, message_key: bytes, envelope: bytes | None = None
+    *, reporter: User, group_id: int, seq: int, body: bytes, message_key: bytes, envelope: bytes | None = None,
+    franking: FrankingClaim | None = None,
 ) -> ChatProofResult:
     """Check a member's report of a chat message (docs/security.md §6) without ever holding the group key.
 
     The reporter must be a member now who could read the message (one of their devices got that epoch's key).
     body: the exact decrypted body bytes (with fk); message_key: the 64-byte key material of that message;
-    envelope: optional, must be the stored one if given.
+    envelope and franking: what the reporter's device received; each must match the server's record while it
+    has one. Franking outlives the message: once the message has expired (or was withdrawn), the envelope and
+    franking the reporter submits are checked against the server's franking key (while `kid` exists, see
+    FRANKING_KEY_DAYS) and the sender device's key in the directory (devices are kept after revocation).
     """
     if not street_groups_of_user(user=reporter).filter(pk=group_id).exists() or user_gate(user=reporter):
-        return _refused("You are not a member of this group.")
-    message = (
-        Message.objects.select_related("sender__business", "group")
-        .filter(group_id=group_id, seq=seq, kind=Message.Kind.MESSAGE, expires_at__gt=timezone.now()).first()
-    )
-    if message is None:
-        return _refused("The message no longer exists on the server (expired or deleted).")
-    if message.retracted_at is not None or not message.envelope:
-        return _refused("The message was withdrawn.")
-    stored = bytes(message.envelope)
-    if envelope is not None and envelope != stored:
+        return _refused("You are not a member of this group.", PROOF_NOT_MEMBER)
+    row = Message.objects.filter(group_id=group_id, seq=seq).first()
+    if row is not None and row.kind != Message.Kind.MESSAGE:
         return _refused("The message does not match the one the server relayed.")
-    if not EpochWrap.objects.filter(epoch__group_id=group_id, epoch__epoch=message.epoch, device__user=reporter).exists():
-        return _refused("You could not read this message (none of your devices had its key).")
-    key = FrankingKey.objects.filter(pk=message.franking_kid).first() if message.franking_kid else None
-    if key is None or message.franking_time is None:
-        return _refused("The message is too old to be verified (its server key was destroyed).")
-    device = Device.objects.filter(pk=message.sender_device, user_id=message.sender_id).first()
-    if device is None or message.sender is None:
-        return _refused("The sender's device is no longer known.")
+    live = (row is not None and row.expires_at > timezone.now() and row.retracted_at is None
+            and bool(row.envelope))
+    if row is not None and franking is not None and row.franking_kid and (
+        franking.kid != row.franking_kid or franking.server_time != row.franking_time
+        or not secrets.compare_digest(franking.tag, bytes(row.franking_tag))
+    ):
+        return _refused("The message does not match the one the server relayed (franking).")
+    if live:
+        assert row is not None
+        stored = bytes(row.envelope)
+        if envelope is not None and envelope != stored:
+            return _refused("The message does not match the one the server relayed.")
+        envelope = stored
+        franking = (
+            FrankingClaim(kid=row.franking_kid, tag=bytes(row.franking_tag), server_time=row.franking_time)
+            if row.franking_kid and row.franking_time is not None else None
+        )
+    elif envelope is None or franking is None:
+        if row is not None and row.retracted_at is not None:
+            return _refused("The message was withdrawn.", PROOF_WITHDRAWN)
+        return _refused("The message no longer exists on the server (expired or deleted).", PROOF_GONE)
+    elif row is None and Message.objects.filter(group_id=group_id, franking_tag=franking.tag).exists():
+        return _refused("The message does not match the one the server relayed (sequence number).")
+    if franking is None:
+        return _refused("The message is too old to be verified (its server key was destroyed).", PROOF_KEY_DESTROYED)
+    try:
+        header = crypto.read_envelope(envelope).header
+    except crypto.E2EEError as exc:
+        return _refused(f"The message does not verify ({exc.code}).")
+    if header["group"] != group_id or (row is not None and (
+        row.sender_id != header["sender"] or row.sender_device != header["device"]
+    )):
+        return _refused("The message does not verify (its header and the server's record disagree).")
+    if row is None:
+        last = GroupSequence.objects.filter(group_id=group_id).values_list("last_seq", flat=True).first() or 0
+        if seq > last:
+            return _refused("The message does not match the one the server relayed (sequence number).")
+    if not _reporter_could_read(reporter=reporter, group_id=group_id, epoch=header["epoch"],
+                                server_time=franking.server_time):
+        return _refused("You could not read this message (none of your devices had its key).", PROOF_CANNOT_READ)
+    key = FrankingKey.objects.filter(pk=franking.kid).first()
+    if key is None:
+        return _refused("The message is too old to be verified (its server key was destroyed).", PROOF_KEY_DESTROYED)
+    device = Device.objects.filter(pk=header["device"], user_id=header["sender"]).first()
+    sender = User.objects.select_related("business").filter(pk=header["sender"]).first()
+    if device is None or sender is None:
+        return _refused("The sender's device is no longer known.", PROOF_DEVICE_UNKNOWN)
     try:
         proof = crypto.verify_report_proof(
-            body=body, key_material=message_key, envelope=stored, server_tag=bytes(message.franking_tag),
-            server_key=bytes(key.secret), kid=key.kid, server_time=message.franking_time,
+            body=body, key_material=message_key, envelope=envelope, server_tag=franking.tag,
+            server_key=bytes(key.secret), kid=key.kid, server_time=franking.server_time,
             signing_public=crypto.b64d(device.sign_pub),
         )
     except crypto.E2EEError as exc:
         return _refused(f"The message does not verify ({exc.code}).")
-    if proof.sender != message.sender_id or proof.group != group_id or proof.device != device.device_id:
-        return _refused("The message does not verify (its header and the server's record disagree).")
-    sender = message.sender
+    group = StreetGroup.objects.get(pk=group_id)
     return ChatProofResult(
         verified=True, sender_name=sender.full_name,
         sender_business=sender.business.name if sender.business is not None else None,
-        group_name=message.group.name,
-        sent_at=datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=message.franking_time),
+        group_name=group.name,
+        sent_at=datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=franking.server_time),
         text=proof.text, proof=proof,
     )

@@ -70,10 +70,10 @@ def test_it_expires_blobs_with_the_group_and_purges_them(cast: Cast, media: Path
     alice = api_client(cast.alice)
     with time_machine.travel(timezone.now(), tick=False) as traveller:
         blob_id = upload(alice, cast.gold_group.pk, b"sealed photo").json()["blob_id"]  # type: ignore[attr-defined]
-        assert jobs.purge_expired() == {"messages": 0, "blobs": 0}
+        assert jobs.purge_expired() == {"messages": 0, "blobs": 0, "epochs": 0}
         traveller.shift(timedelta(seconds=cast.gold_group.retention_seconds + 1))
         bob = api_client(cast.bob)
         assert bob.get(f"{API}blobs/{blob_id}").status_code == 404  # expired: not served, even before the purge
-        assert jobs.purge_expired() == {"messages": 0, "blobs": 1}
+        assert jobs.purge_expired() == {"messages": 0, "blobs": 1, "epochs": 0}
     assert not Blob.objects.exists() and not (media / "chat-blobs" / blob_id).exists()
     assert AuditEvent.objects.get(action="chat.purge", object_type="chat_blob").detail == {"blobs": 1}

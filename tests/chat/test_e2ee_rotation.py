@@ -249,3 +249,25 @@ def test_it_refuses_envelopes_that_misname_their_group_sender_or_device(cast: Ca
     assert missing.value.code == "unknown_device"
     assert not Message.objects.exists()
     assert send_as(cast.alice.pk, gold, envelope=forged()).seq == 1
+
+
+def test_it_forgets_epochs_that_no_unexpired_message_needs(cast: Cast) -> None:
+    from chat import jobs
+    from chat.models import Device
+
+    gold = cast.gold_group.pk
+    first = send_as(cast.alice.pk, gold, "in epoch 1")
+    Device.objects.filter(pk=kit_device(cast.warden.pk)).update(status=Device.Status.REVOKED)
+    send_as(cast.alice.pk, gold, "in epoch 2")  # the kit rotates first
+    Device.objects.filter(pk=kit_device(cast.bob.pk)).update(status=Device.Status.REVOKED)
+    seal(cast.alice.pk, gold)  # epoch 3, no message in it yet
+    assert list(GroupEpoch.objects.filter(group_id=gold).values_list("epoch", flat=True)) == [1, 2, 3]
+    assert jobs.purge_expired()["epochs"] == 0  # every epoch is still needed
+    Message.objects.filter(group_id=gold, seq=first.seq).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert jobs.purge_expired() == {"messages": 1, "blobs": 0, "epochs": 1}
+    assert list(GroupEpoch.objects.filter(group_id=gold).values_list("epoch", flat=True)) == [2, 3]
+    Message.objects.filter(group_id=gold).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert jobs.purge_expired()["epochs"] == 1
+    assert list(GroupEpoch.objects.filter(group_id=gold).values_list("epoch", flat=True)) == [3]  # never below current
+    assert EpochWrap.objects.filter(epoch__epoch__lt=3).count() == 0
+    assert send_as(cast.alice.pk, gold, "epoch 3 goes on").seq == 3

@@ -64,12 +64,12 @@ async def test_it_purges_expired_messages_and_audits_the_count(cast: Cast) -> No
         for _ in range(3):
             await sync_to_async(send_as)(cast.alice.pk, cast.gold_group.pk)
         await sync_to_async(services.message_retract)(user_id=cast.alice.pk, group_id=cast.gold_group.pk, seq=1)
-        assert await sync_to_async(jobs.purge_expired)() == {"messages": 0, "blobs": 0}
+        assert await sync_to_async(jobs.purge_expired)() == {"messages": 0, "blobs": 0, "epochs": 0}
         assert not await sync_to_async(AuditEvent.objects.filter(action="chat.purge").exists)()
         traveller.shift(timedelta(hours=1, seconds=1))
         await sync_to_async(set_retention)(cast.gold_group, 10 * HOUR)
         await sync_to_async(send_as)(cast.alice.pk, cast.gold_group.pk)  # seq 5 stays
-        assert await sync_to_async(jobs.purge_expired)() == {"messages": 4, "blobs": 0}  # 3 messages and the tombstone
+        assert await sync_to_async(jobs.purge_expired)() == {"messages": 4, "blobs": 0, "epochs": 0}  # 3 messages and the tombstone
         assert await sync_to_async(lambda: list(Message.objects.values_list("seq", flat=True)))() == [5]
         audit = await sync_to_async(AuditEvent.objects.get)(action="chat.purge")
         assert audit.detail == {"messages": 4}
