@@ -7,6 +7,7 @@ wait on it instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -60,3 +61,8 @@ class Command(BaseCommand):
         reactor.callWhenRunning(announce)
         reactor.addSystemEventTrigger("before", "shutdown", stop.set)
         server.run()
+        # The reactor has stopped: every socket is closed and every transaction has committed or rolled back.
+        # A database thread still trying to publish into the stopped loop would otherwise hold the exit for ever.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
