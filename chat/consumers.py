@@ -162,7 +162,12 @@ class HubConsumer(AsyncWebsocketConsumer):
 
     def _gate(self) -> str | None:
         fresh = User.objects.select_related("business").filter(pk=self.user.pk).first()
-        return "gone" if fresh is None else user_gate(user=fresh)
+        if fresh is None:
+            return "gone"
+        session_key = self.scope["session"].session_key
+        if not selectors.session_is_live(session_key=session_key, user_id=fresh.pk):
+            return "session_expired"  # e.g. past the absolute limit, which only the HTTP middleware enforced
+        return user_gate(user=fresh)
 
     async def disconnect(self, code: int) -> None:
         await self._cleanup()

@@ -200,3 +200,14 @@ async def test_it_ends_a_socket_whose_session_was_deleted(cast: Cast) -> None:
     await sync_to_async(Session.objects.all().delete)()  # e.g. signed out in another tab
     await reconcile(cast.bob)
     assert (await bob.recv("revoked"))["reason"] == "session_expired"
+
+
+async def test_it_refuses_a_new_socket_on_a_session_past_its_absolute_limit(cast: Cast, settings: Settings) -> None:
+    from tests.chat.test_hub_kit import communicator_for, session_cookie
+
+    settings.SESSION_ABSOLUTE_SECONDS = 10 * 60
+    with time_machine.travel(timezone.now(), tick=True) as traveller:
+        cookie = await sync_to_async(session_cookie)(cast.bob)
+        traveller.shift(timedelta(minutes=11))  # still within the idle limit, past the absolute one
+        connected, code = await communicator_for(cookie).connect()
+    assert not connected and code == 4401
