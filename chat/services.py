@@ -716,12 +716,11 @@ def chat_proof_verify(
         or not secrets.compare_digest(franking.tag, bytes(row.franking_tag))
     ):
         return _refused("The message does not match the one the server relayed (franking).")
+    if row is not None and row.envelope and envelope is not None and envelope != bytes(row.envelope):
+        return _refused("The message does not match the one the server relayed.")
     if live:
         assert row is not None
-        stored = bytes(row.envelope)
-        if envelope is not None and envelope != stored:
-            return _refused("The message does not match the one the server relayed.")
-        envelope = stored
+        envelope = bytes(row.envelope)
         franking = (
             FrankingClaim(kid=row.franking_kid, tag=bytes(row.franking_tag), server_time=row.franking_time)
             if row.franking_kid and row.franking_time is not None else None
@@ -739,7 +738,7 @@ def chat_proof_verify(
     except crypto.E2EEError as exc:
         return _refused(f"The message does not verify ({exc.code}).")
     if header["group"] != group_id or (row is not None and (
-        row.sender_id != header["sender"] or row.sender_device != header["device"]
+        (row.sender_id is not None and row.sender_id != header["sender"]) or row.sender_device != header["device"]
     )):
         return _refused("The message does not verify (its header and the server's record disagree).")
     if row is None:
@@ -751,6 +750,10 @@ def chat_proof_verify(
         return _refused("You could not read this message (none of your devices had its key).", PROOF_CANNOT_READ)
     key = FrankingKey.objects.filter(pk=franking.kid).first()
     if key is None:
+        # Keys live FRANKING_KEY_DAYS: a younger message names a key that must still be here, so it was forged.
+        tagged_at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=franking.server_time)
+        if tagged_at > timezone.now() - timedelta(days=settings.FRANKING_KEY_DAYS):
+            return _refused("The message does not verify (unknown server key).")
         return _refused("The message is too old to be verified (its server key was destroyed).", PROOF_KEY_DESTROYED)
     device = Device.objects.filter(pk=header["device"], user_id=header["sender"]).first()
     sender = User.objects.select_related("business").filter(pk=header["sender"]).first()

@@ -230,6 +230,11 @@ MULTIPART_DOC = {
                         "client_id": {"type": "string", "format": "uuid", "description": "Makes resubmission idempotent"},
                         "addendum_to": {"type": "integer", "description": "Add to this existing report instead"},
                         "photos": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "chat_proof": {
+                            "type": "string",
+                            "description": "Promote a chat message: JSON {group, seq, body, key_material, envelope, "
+                                           "franking: {kid, tag, server_time}}; verified first, 400 if refused",
+                        },
                     },
                 }
             }
@@ -239,7 +244,7 @@ MULTIPART_DOC = {
 
 
 @router.post(
-    "/", response={200: CreateOut, 201: CreateOut, 403: ErrorOut, 413: ErrorOut, 422: ErrorOut},
+    "/", response={200: CreateOut, 201: CreateOut, 400: ErrorOut, 403: ErrorOut, 413: ErrorOut, 422: ErrorOut},
     openapi_extra=MULTIPART_DOC, summary="File a report (multipart, with photos)",
 )
 @decorate_view(upload_guard)
@@ -249,9 +254,12 @@ def report_create(request: HttpRequest) -> HttpStatus[Any]:
         return HttpStatus(403, {"detail": "Your role cannot file reports."})
     form = ReportForm(request.POST)
     try:
-        result = report_form_submit(form=form, reporter=user, files=request.FILES.getlist("photos"))
+        result = report_form_submit(form=form, reporter=user, files=request.FILES.getlist("photos"),
+                                    chat_proof=request.POST.get("chat_proof") or None)
     except services.UploadTooLarge as exc:
         return HttpStatus(413, {"detail": str(exc)})
+    except services.ChatProofRefused as exc:
+        return HttpStatus(400, {"detail": str(exc)})
     if result is None:
         return HttpStatus(422, {"detail": form_errors(form)})
     return HttpStatus(201 if result.created else 200, {
@@ -266,6 +274,20 @@ def reports_mine(request: HttpRequest) -> list[dict[str, Any]]:
     user = _user(request)
     reports = selectors.reports_of_reporter(user=user).prefetch_related("files")[:200]
     return [report_out(r, viewer=user) for r in reports]
+
+
+class ReportedMessagesOut(Schema):
+    group: int
+    seqs: list[int]
+
+
+@router.get("/reported-messages", response={200: ReportedMessagesOut, 403: ErrorOut},
+            summary="The chat messages of a group I promoted to reports (seqs)")
+def reported_messages(request: HttpRequest, group: int) -> HttpStatus[Any]:
+    user = _user(request)
+    if not policies.can_file_report(user):
+        return HttpStatus(403, {"detail": "Your role cannot file reports."})
+    return HttpStatus(200, {"group": group, "seqs": selectors.chat_reported_seqs(user=user, group_id=group)})
 
 
 @router.get("/inbox", response={200: list[ReportOut], 403: ErrorOut}, summary="The triage queue")

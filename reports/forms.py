@@ -14,7 +14,7 @@ from django.utils import timezone
 from members.models import Street, User
 from reports.models import Case, Kind, Status
 from reports.selectors import InboxFilters, assignable_officers
-from reports.services import ReportCreateResult, Upload, report_create
+from reports.services import ReportCreateResult, Upload, report_create, report_create_from_chat
 
 LOCAL_DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 KIND_ERRORS = {"required": "Choose what kind of incident this is.", "invalid_choice": "Choose a kind from the list."}
@@ -61,11 +61,19 @@ class ReportForm(forms.Form):
         }
 
 
-def report_form_submit(*, form: ReportForm, reporter: User, files: Sequence[Upload]) -> ReportCreateResult | None:
-    """Validate the form and file the report; on failure the form carries the errors (and None is returned)."""
+def report_form_submit(
+    *, form: ReportForm, reporter: User, files: Sequence[Upload], chat_proof: Any = None
+) -> ReportCreateResult | None:
+    """Validate the form and file the report; on failure the form carries the errors (and None is returned).
+
+    With `chat_proof` (promoted from a chat message) the proof is verified first: ChatProofRefused if it fails.
+    """
     if not form.is_valid():
         return None
     try:
+        if chat_proof:
+            return report_create_from_chat(reporter=reporter, chat_proof=chat_proof, files=files,
+                                           **form.service_kwargs())
         return report_create(reporter=reporter, files=files, **form.service_kwargs())
     except ValidationError as exc:
         for field, messages in exc.message_dict.items():

@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest
 from members.audit import audit_personal_data_access
 from members.models import Business, Role, Street, User
 from reports import policies
-from reports.models import Case, Report, ReportFile, Status
+from reports.models import Case, Report, ReportFile, Source, Status
 
 EARTH_RADIUS_M = 6_371_000
 DUPLICATE_RADIUS_M = 100
@@ -99,6 +99,14 @@ def cases_visible_to(*, user: User) -> QuerySet[Case]:
 
 def reports_of_reporter(*, user: User) -> QuerySet[Report]:
     return Report.objects.filter(reporter=user).select_related("street").order_by("-created_at", "-id")
+
+
+def chat_reported_seqs(*, user: User, group_id: int) -> list[int]:
+    """The seqs of the chat messages in a group that this user promoted to reports (their own reports only)."""
+    seqs = Report.objects.filter(reporter=user, source=Source.CHAT, chat_proof__group=group_id).values_list(
+        "chat_proof__seq", flat=True
+    )
+    return sorted({int(seq) for seq in seqs if isinstance(seq, int)})
 
 
 @dataclass(frozen=True)

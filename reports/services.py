@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import os
 import uuid
@@ -19,6 +22,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from chat import crypto as chat_crypto
+from chat.services import FrankingClaim, chat_proof_verify
 from members.audit import audit_record
 from members.events import publish_on_commit, user_channel_group
 from members.models import Role, Street, User
@@ -257,6 +262,123 @@ def report_create(
         _delete_stored(saved)
         raise
     return ReportCreateResult(report=report, created=True, refused=refused)
+
+
+# --- promote a chat message (issue 5 item 5) ------------------------------------------------------------------
+
+
+class ChatProofRefused(Exception):
+    """The chat proof is malformed, altered or forged, or the reporter could not have read the message: the
+    report is refused (400) and nothing is saved."""
+
+
+@dataclass(frozen=True)
+class ChatProof:
+    group: int
+    seq: int
+    body: bytes
+    key_material: bytes
+    envelope: bytes
+    franking: FrankingClaim | None
+
+    def stored(self) -> dict[str, Any]:
+        """The proof as kept with the report (so it can be checked again later)."""
+        return {
+            "group": self.group, "seq": self.seq, "body": chat_crypto.b64e(self.body),
+            "key_material": chat_crypto.b64e(self.key_material),
+            "envelope": base64.b64encode(self.envelope).decode("ascii"),
+            "franking": None if self.franking is None else {
+                "kid": self.franking.kid, "tag": chat_crypto.b64e(self.franking.tag),
+                "server_time": self.franking.server_time,
+            },
+        }
+
+
+def _proof_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= chat_crypto.MAX_SAFE_INTEGER:
+        raise ChatProofRefused(f"The chat proof is malformed ({name}).")
+    return value
+
+
+def chat_proof_parse(value: Any) -> ChatProof:
+    """Parse the proof as the report form sends it (JSON object or its text); ChatProofRefused if malformed.
+
+    {"group", "seq", "body" (base64url, the exact decrypted body with fk), "key_material" (base64url, 64 bytes),
+    "envelope" (standard base64, as in the hub frame), "franking": {"kid", "tag" (base64url), "server_time"}}
+    """
+    if isinstance(value, str | bytes):
+        if len(value) > 4 * chat_crypto.MAX_ENVELOPE_BYTES:
+            raise ChatProofRefused("The chat proof is too large.")
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ChatProofRefused("The chat proof is malformed (not JSON).") from None
+    if not isinstance(value, dict):
+        raise ChatProofRefused("The chat proof is malformed.")
+    try:
+        body = chat_crypto.b64d(value.get("body"))
+        key_material = chat_crypto.b64d(value.get("key_material"), 2 * chat_crypto.KEY_BYTES)
+    except chat_crypto.E2EEError:
+        raise ChatProofRefused("The chat proof is malformed (body or key).") from None
+    text = value.get("envelope")
+    try:
+        envelope = base64.b64decode(text, validate=True) if isinstance(text, str) and text else b""
+    except (binascii.Error, ValueError):
+        envelope = b""
+    if not envelope or len(envelope) > chat_crypto.MAX_ENVELOPE_BYTES or len(body) > chat_crypto.MAX_ENVELOPE_BYTES:
+        raise ChatProofRefused("The chat proof is malformed (envelope).")
+    raw_franking = value.get("franking")
+    franking = None
+    if raw_franking is not None:
+        if not isinstance(raw_franking, dict) or not isinstance(raw_franking.get("kid"), str):
+            raise ChatProofRefused("The chat proof is malformed (franking).")
+        try:
+            tag = chat_crypto.b64d(raw_franking.get("tag"), chat_crypto.MAC_BYTES)
+        except chat_crypto.E2EEError:
+            raise ChatProofRefused("The chat proof is malformed (franking tag).") from None
+        franking = FrankingClaim(kid=raw_franking["kid"][:32], tag=tag,
+                                 server_time=_proof_int(raw_franking.get("server_time"), "franking time"))
+    return ChatProof(group=_proof_int(value.get("group"), "group"), seq=_proof_int(value.get("seq"), "seq"),
+                     body=body, key_material=key_material, envelope=envelope, franking=franking)
+
+
+def chat_proof_check(*, reporter: User, proof: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Verify a chat proof through chat's service: (proof as stored, verification as stored).
+
+    Refused (ChatProofRefused): a malformed proof, any cryptographic mismatch or disagreement with the server's
+    record (altered body, key, envelope, seq, group or tag), a reporter who is not a member of the group or
+    could not read the message. Kept as "Unverified: <reason>": the message has left the server and no
+    franking came with the proof, the server's franking key was destroyed (older than FRANKING_KEY_DAYS), or the
+    sender's device is no longer known.
+    """
+    parsed = chat_proof_parse(proof)
+    result = chat_proof_verify(
+        reporter=reporter, group_id=parsed.group, seq=parsed.seq, body=parsed.body,
+        message_key=parsed.key_material, envelope=parsed.envelope, franking=parsed.franking,
+    )
+    if result.refused:
+        raise ChatProofRefused(f"The chat message could not be verified, so the report was not saved: {result.reason}")
+    verification = {**result.as_verification(), "group": parsed.group, "seq": parsed.seq,
+                    "checked_at": timezone.now().isoformat()}
+    if result.verified:
+        verification.update(text=result.text, group_name=result.group_name, sender=result.sender_name,
+                            sent_at=result.sent_at.isoformat() if result.sent_at else None)
+    return parsed.stored(), verification
+
+
+def report_create_from_chat(*, reporter: User, chat_proof: Any, **fields: Any) -> ReportCreateResult:
+    """File a report promoted from a chat message: verify its proof first (ChatProofRefused: nothing saved),
+    then store the report with the proof and the verifier's result. Idempotent on `client_id` like report_create."""
+    if not policies.can_file_report(reporter):
+        raise PermissionDenied("Your role cannot file reports.")
+    client_id = fields.get("client_id")
+    if client_id is not None:
+        existing = Report.objects.filter(reporter=reporter, client_id=client_id).first()
+        if existing is not None:
+            return ReportCreateResult(report=existing, created=False)
+    stored, verification = chat_proof_check(reporter=reporter, proof=chat_proof)
+    return report_create(reporter=reporter, source=Source.CHAT, chat_proof=stored, verification=verification,
+                         **fields)
 
 
 def _notify_reporters(report: Report, reporters: Iterable[tuple[int, int]]) -> None:
