@@ -755,6 +755,11 @@ def chat_proof_verify(
         if tagged_at > timezone.now() - timedelta(days=settings.FRANKING_KEY_DAYS):
             return _refused("The message does not verify (unknown server key).")
         return _refused("The message is too old to be verified (its server key was destroyed).", PROOF_KEY_DESTROYED)
+    expected_tag = crypto.envelope_franking_tag(server_key=bytes(key.secret), kid=key.kid, envelope=envelope,
+                                                server_time=franking.server_time)
+    if not secrets.compare_digest(expected_tag, franking.tag):
+        return _refused(f"The message does not verify ({crypto.CODE_BAD_SERVER_TAG}).")
+    # The tag holds: the server did relay this header. Only now may a missing device mean "unverifiable".
     device = Device.objects.filter(pk=header["device"], user_id=header["sender"]).first()
     sender = User.objects.select_related("business").filter(pk=header["sender"]).first()
     if device is None or sender is None:
