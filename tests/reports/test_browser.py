@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.conf import settings
-from django.test import Client
-from PIL import Image
 from playwright.sync_api import expect
 
-from members.models import User
 from reports.models import Report, ReportFile
 from reports.services import report_create
 from tests.cast import Cast
@@ -20,39 +14,6 @@ from tests.reports.files import jpeg_with_gps
 from tests.servers import DaphneProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-TILE_URL = "https://tiles.ntars.invalid/{z}/{x}/{y}.png"
-
-
-def _tile() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (256, 256), (230, 230, 220)).save(out, "PNG")
-    return out.getvalue()
-
-
-@pytest.fixture
-def server(daphne_factory: Callable[..., DaphneProcess]) -> DaphneProcess:
-    return daphne_factory(worker=False, extra_env={"MAP_TILE_URL": TILE_URL})
-
-
-@pytest.fixture
-def signed_in(new_context: Callable[..., Any], server: DaphneProcess) -> Callable[[User], Any]:
-    """A phone-sized browser context signed in as `user` (session cookie from force_login), tiles served locally."""
-    tile = _tile()
-
-    def make(user: User) -> Any:
-        client = Client()
-        client.force_login(user)
-        context = new_context()
-        context.add_cookies([{
-            "name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-            "domain": "127.0.0.1", "path": "/",
-        }])
-        context.route("https://tiles.ntars.invalid/**", lambda route: route.fulfill(body=tile, content_type="image/png"))
-        return context
-
-    return make
-
 
 def test_it_files_a_simple_report_in_five_interactions(cast: Cast, server: DaphneProcess, signed_in: Any) -> None:
     page = signed_in(cast.alice).new_page()

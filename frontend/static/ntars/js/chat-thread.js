@@ -15,6 +15,7 @@ import { ChatKeys, b64std, fromB64std } from "./chat-keys.js";
 import { HubError, HubSocket, hubUrl, uuid4 } from "./chat-socket.js";
 import { ChatStore } from "./chat-store.js";
 import { E2EEError, b64e } from "./e2ee.js";
+import { markReported } from "./report-chat-marks.js";
 
 const PHOTO_MAX_EDGE = 1600;
 const PHOTO_QUALITY = 0.85;
@@ -70,6 +71,7 @@ class Thread {
   }
 
   async start() {
+    markReported(this.list, this.group); // "Reported" on the messages this user reported
     this.store = await ChatStore.open(this.me);
     this.keys = await ChatKeys.open(this.config, this.store);
     this.#wireComposer();

@@ -1,6 +1,7 @@
 // The phone report form: kind tiles, map pin, similar reports nearby, and the offline outbox.
 // Without JavaScript the form still posts to the page itself; with it, reports go through the API and wait
 // in IndexedDB when there is no signal.
+import { chatPhotosOf, chatProofOf, chatReportForget, chatReportRequested } from "./report-from-chat.js";
 import { pinMap } from "./report-map.js";
 import { outboxDelete, outboxPut, outboxSend, outboxWatch } from "./report-outbox.js";
 
@@ -95,9 +96,74 @@ function setup() {
     checkDuplicates();
   });
 
-  photos.addEventListener("change", () => {
-    photoList.replaceChildren(...[...photos.files].map((file) => el("li", {}, file.name)));
-  });
+  // Promoted from a chat message: its text, photos, sender, group and time, and the proof sent with it.
+  let chat = null;
+  let chatFiles = [];
+  const chatPhotoItems = [];
+  const showPhotos = () => {
+    photoList.replaceChildren(...chatPhotoItems, ...[...photos.files].map((file) => el("li", {}, file.name)));
+  };
+  photos.addEventListener("change", showPhotos);
+
+  function localInputValue(date) {
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  }
+
+  function startFromChat(requested) {
+    const panel = el("section", { class: "from-chat", id: "from-chat", "aria-labelledby": "from-chat-heading" });
+    form.prepend(panel);
+    if (!requested.data) {
+      panel.append(el("p", { class: "notice warning" },
+        "The chat message is no longer open in this tab: go back to the chat and tap “Report this” again, or describe it here."));
+      return;
+    }
+    chat = requested;
+    const data = requested.data;
+    const when = new Date(data.server_time);
+    const sender = `${data.sender.name}${data.sender.business ? ` (${data.sender.business})` : ""}`;
+    panel.append(
+      el("h2", { id: "from-chat-heading" }, "Reporting a chat message"),
+      el("p", { class: "chat-origin" }, "Sent by ", el("strong", { class: "chat-sender" }, sender), " in ",
+        el("strong", { class: "chat-group" }, data.group_name || "the group"), " at ",
+        el("time", { datetime: when.toISOString() }, when.toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "short" }))),
+      data.text ? el("blockquote", { class: "chat-text" }, data.text) : "",
+      el("p", { class: "help" }, "The server checks that this message really was sent like this (its franking proof) and the case officers see the result."),
+    );
+    if (!description.value.trim()) description.value = data.text || "";
+    const started = form.querySelector("[name=occurred_at]");
+    if (started && !started.value && !Number.isNaN(when.getTime())) started.value = localInputValue(when);
+    if (data.attachments) {
+      const waiting = el("li", { class: "help" }, "Decrypting the message’s photos…");
+      chatPhotoItems.push(waiting);
+      showPhotos();
+      chatPhotosOf(data).then((results) => {
+        chatPhotoItems.length = 0;
+        chatFiles = results.filter((r) => r.file).map((r) => r.file);
+        for (const [index, r] of results.entries()) {
+          if (r.file) {
+            const url = URL.createObjectURL(r.file);
+            chatPhotoItems.push(el("li", { class: "chat-photo" },
+              el("img", { src: url, alt: `Photo ${index + 1} from the chat message` }), ` ${r.file.name}`));
+          } else {
+            chatPhotoItems.push(el("li", { class: "errorlist" }, `Photo ${index + 1} from the chat message was not added: ${r.error}.`));
+          }
+        }
+        showPhotos();
+      });
+    }
+  }
+
+  function endFromChat() {
+    if (chat) chatReportForget(chat.key);
+    chat = null;
+    chatFiles = [];
+    chatPhotoItems.length = 0;
+    document.getElementById("from-chat")?.remove();
+  }
+
+  const requested = chatReportRequested();
+  if (requested) startFromChat(requested);
 
   // Similar reports nearby: offer to add to one instead of filing a duplicate.
   let duplicateRequest = 0;
@@ -184,11 +250,12 @@ function setup() {
     // "Now" means when the reporter pressed send, not when a signal finally came back.
     fields.occurred_at = isoOrEmpty(fields.occurred_at) || new Date().toISOString();
     fields.occurred_until = isoOrEmpty(fields.occurred_until);
+    if (chat) fields.chat_proof = JSON.stringify(chatProofOf(chat.data));
     return {
       client_id: crypto.randomUUID(),
       url: form.dataset.apiCreate,
       fields,
-      files: [...photos.files].map((file) => ({ name: file.name, type: file.type, blob: file })),
+      files: [...chatFiles, ...photos.files].map((file) => ({ name: file.name, type: file.type, blob: file })),
       queued_at: new Date().toISOString(),
       summary: `${(kindInputs.find((i) => i.checked) || {}).value || "report"}: ${description.value.slice(0, 60)}`,
     };
@@ -222,6 +289,7 @@ function setup() {
     sending.disabled = false;
     if (outcome.state !== "waiting" && !entry.unsaved) await outboxDelete(entry.client_id).catch(() => {});
     if (outcome.state === "sent") {
+      endFromChat();
       resetForm();
       announceSent(outcome.body);
     } else if (outcome.state === "rejected") {
@@ -229,6 +297,7 @@ function setup() {
     } else if (entry.unsaved) {
       say("error", "No signal, and this browser cannot keep the report for later: try again when you are online.");
     } else {
+      endFromChat();
       resetForm();
       say("warning", "No signal: your report is saved on this phone and will be sent when you are back online.");
     }
@@ -236,6 +305,11 @@ function setup() {
 
   function announceSent(body, fromOutbox = false) {
     const parts = [fromOutbox ? "Your saved report has been sent." : "Report sent. Thank you."];
+    const verification = body && body.report && body.report.verification;
+    if (verification) {
+      parts.push(" ", el("span", { class: `badge ${verification.verified ? "verified" : "unverified"}` },
+        verification.verified ? `Verified: ${verification.label}` : `Unverified: ${verification.reason}`));
+    }
     const refused = (body && body.refused) || [];
     if (refused.length) {
       parts.push(el("ul", { class: "errorlist" },
