@@ -281,13 +281,13 @@ class ReportedMessagesOut(Schema):
     seqs: list[int]
 
 
-@router.get("/reported-messages", response={200: ReportedMessagesOut, 403: ErrorOut},
-            summary="The chat messages of a group I promoted to reports (seqs)")
-def reported_messages(request: HttpRequest, group: int) -> HttpStatus[Any]:
+@router.get("/reported-messages", response=ReportedMessagesOut,
+            summary="The chat messages of a group I promoted to reports (seqs; only my own reports)")
+def reported_messages(request: HttpRequest, group: int) -> dict[str, Any]:
+    # Anyone signed in may ask: the answer is about their own reports only (none for roles that cannot
+    # report, such as a BID admin reading a thread), so the chat screen never meets an error here.
     user = _user(request)
-    if not policies.can_file_report(user):
-        return HttpStatus(403, {"detail": "Your role cannot file reports."})
-    return HttpStatus(200, {"group": group, "seqs": selectors.chat_reported_seqs(user=user, group_id=group)})
+    return {"group": group, "seqs": selectors.chat_reported_seqs(user=user, group_id=group)}
 
 
 @router.get("/inbox", response={200: list[ReportOut], 403: ErrorOut}, summary="The triage queue")
