@@ -105,7 +105,8 @@ class HubConsumer(AsyncWebsocketConsumer):
         self.device = ""
         self.helloed = False
         self.closing = False
-        self.groups: dict[int, HubGroup] = {}
+        # Not `self.groups`: Channels' base class discards every name in `groups` on disconnect.
+        self.hub_groups: dict[int, HubGroup] = {}
         self.membership_at = 0.0
         self.last: dict[int, int] = {}  # group -> last seq delivered on this socket
         self.ticker: asyncio.Task[None] | None = None
@@ -181,7 +182,7 @@ class HubConsumer(AsyncWebsocketConsumer):
             self.ticker.cancel()
         layer = getattr(self, "channel_layer", None)
         if layer is not None:
-            for name in [*self.control_groups, *(group_channel(g) for g in self.groups)]:
+            for name in [*self.control_groups, *(group_channel(g) for g in self.hub_groups)]:
                 with contextlib.suppress(Exception):
                     await layer.group_discard(name, self.channel_name)
         if self.present:
@@ -262,24 +263,24 @@ class HubConsumer(AsyncWebsocketConsumer):
                                     "get it approved, then say hello again")
         self.device = device
         self.helloed = True
-        self.groups = access.groups
+        self.hub_groups = access.groups
         self.membership_at = time.monotonic()
         resume = {int(group): seq for group, seq in frame.get("resume", {}).items()}
         # Subscribe to every live stream FIRST, then replay: an event committed meanwhile is either in the
         # replay or queued live (and dropped there as a duplicate), never in neither.
-        if not await self._subscribe(list(self.groups)):
+        if not await self._subscribe(list(self.hub_groups)):
             return
-        for group_id in sorted(self.groups):
-            await self._sync_group(self.groups[group_id], resume.get(group_id, 0))
+        for group_id in sorted(self.hub_groups):
+            await self._sync_group(self.hub_groups[group_id], resume.get(group_id, 0))
         try:
             await db(services.presence_join)(channel_name=self.channel_name, user_id=self.user.pk, device=self.device)
             self.present = True
-            for group_id in sorted(self.groups):
+            for group_id in sorted(self.hub_groups):
                 online = await db(selectors.presence_online)(group_id=group_id)
                 await self._emit({"type": "presence", "group": group_id, "online": online})
         except DB_DOWN as exc:
             logger.warning("presence unavailable: %s", type(exc).__name__)
-        await self._emit({"type": "ready", "groups": sorted(self.groups), "truncated": access.truncated})
+        await self._emit({"type": "ready", "groups": sorted(self.hub_groups), "truncated": access.truncated})
 
     async def _frame_send(self, frame: dict[str, Any]) -> None:
         ref = frame["client_id"]
@@ -315,7 +316,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         await self._refresh_membership()
         if self.closing:
             raise ProtocolError("not_member", "this socket is closing", ref=ref)
-        if group_id not in self.groups:
+        if group_id not in self.hub_groups:
             raise ProtocolError("not_member", "you are not a member of this group", ref=ref)
 
     # --- the ordered stream ------------------------------------------------------------------------------
@@ -359,7 +360,7 @@ class HubConsumer(AsyncWebsocketConsumer):
             if self.closing or group_id not in self.last:
                 return
             await self._refresh_membership()
-            if self.closing or group_id not in self.groups:
+            if self.closing or group_id not in self.hub_groups:
                 return
             seq = frame["seq"]
             last = self.last[group_id]
@@ -385,7 +386,7 @@ class HubConsumer(AsyncWebsocketConsumer):
             if self.closing or group_id not in self.last:
                 return
             await self._refresh_membership()
-            if not self.closing and group_id in self.groups:
+            if not self.closing and group_id in self.hub_groups:
                 await self._emit(frame)
 
     async def chat_presence(self, event: dict[str, Any]) -> None:
@@ -439,14 +440,14 @@ class HubConsumer(AsyncWebsocketConsumer):
         if access.gate is not None:
             await self._revoke(access.gate)
             return
-        for group_id in sorted(set(self.groups) - set(access.groups)):
+        for group_id in sorted(set(self.hub_groups) - set(access.groups)):
             await self._drop_group(group_id)
-        added = sorted(set(access.groups) - set(self.groups))
-        self.groups = dict(access.groups)
+        added = sorted(set(access.groups) - set(self.hub_groups))
+        self.hub_groups = dict(access.groups)
         if not await self._subscribe(added):
             return
         for group_id in added:
-            await self._sync_group(self.groups[group_id], 0)
+            await self._sync_group(self.hub_groups[group_id], 0)
 
     async def _subscribe(self, group_ids: list[int]) -> bool:
         """Join the groups' live streams; if the channel layer fails, close so the client reconnects."""
@@ -460,7 +461,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         return True
 
     async def _drop_group(self, group_id: int) -> None:
-        self.groups.pop(group_id, None)
+        self.hub_groups.pop(group_id, None)
         self.last.pop(group_id, None)
         with contextlib.suppress(Exception):
             await self.channel_layer.group_discard(group_channel(group_id), self.channel_name)
@@ -474,7 +475,7 @@ class HubConsumer(AsyncWebsocketConsumer):
             before = time.monotonic()
             await self._refresh_membership(force=True)
             group_id = event.get("group")
-            if self.membership_at < before and not event.get("member") and group_id in self.groups:
+            if self.membership_at < before and not event.get("member") and group_id in self.hub_groups:
                 await self._drop_group(group_id)  # database unreachable: trust the removal, fail closed
 
     async def _revoke(self, reason: str) -> None:
@@ -520,7 +521,7 @@ class HubConsumer(AsyncWebsocketConsumer):
             if self.closing or not self.helloed:
                 return
             await self._refresh_membership(force=True)
-            for group_id in self.groups:
+            for group_id in self.hub_groups:
                 await self.channel_layer.group_add(group_channel(group_id), self.channel_name)
             for name in self.control_groups:
                 await self.channel_layer.group_add(name, self.channel_name)

@@ -141,3 +141,11 @@ async def test_it_answers_ping(cast: Cast) -> None:
     pong = await bob.ping()
     assert pong["server_time"].endswith("Z")
     await bob.close()
+
+
+async def test_it_disconnects_cleanly_without_falling_back_to_the_retry_close(
+    cast: Cast, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = await open_hub(cast.alice)
+    await alice.close()
+    assert not [r for r in caplog.records if "hub socket ended by" in r.getMessage()]
