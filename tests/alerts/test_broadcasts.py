@@ -8,8 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
 from django.utils import timezone
@@ -21,6 +19,7 @@ from members.models import AuditEvent, User
 from tests.alerts.conftest import subscribe
 from tests.alerts.fake_push import FakePushService
 from tests.cast import Cast
+from tests.members.layer import recording_layer
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -80,23 +79,18 @@ def test_it_leaves_out_people_who_cannot_use_the_scheme(cast: Cast) -> None:
 
 
 def test_it_publishes_an_in_app_banner_to_each_recipient_after_commit(
-    cast: Cast, django_capture_on_commit_callbacks: object
+    cast: Cast, django_capture_on_commit_callbacks: object, settings: object
 ) -> None:
-    layer = get_channel_layer()
-    alice_channel = async_to_sync(layer.new_channel)()
-    charlie_channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(f"user.{cast.alice.pk}", alice_channel)
-    async_to_sync(layer.group_add)(f"user.{cast.charlie.pk}", charlie_channel)
-
+    layer = recording_layer(settings)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:  # type: ignore[operator]
         broadcast = send(cast.warden, priority="warning", street_ids=[cast.gold.pk])
-        assert layer.channels.get(alice_channel) is None or layer.channels[alice_channel].empty()
+        assert layer.sent == []  # nothing leaves before the transaction commits
 
     assert len(callbacks) == 2  # alice and bob
-    event = async_to_sync(layer.receive)(alice_channel)
-    assert event == {"type": "alert.broadcast", "broadcast": services.broadcast_banner(broadcast)}
+    event = {"type": "alert.broadcast", "broadcast": services.broadcast_banner(broadcast)}
+    assert layer.to_user(cast.alice.pk) == [event]
     assert event["broadcast"]["author"] == "Wendy Warden (BID warden)"
-    assert charlie_channel not in layer.channels or layer.channels[charlie_channel].empty()
+    assert layer.to_user(cast.charlie.pk) == []
 
 
 def test_it_sends_urgent_broadcasts_through_quiet_hours_and_holds_the_rest(
