@@ -68,7 +68,7 @@ NOTIFICATIONS = """async (since) => {
   // The push event runs in the worker; its notification appears shortly after. Look until one newer than the
   // push is there. (Closing the old ones instead would race: Chrome names tagged notifications by their tag.)
   const registration = await navigator.serviceWorker.ready;
-  const deadline = Date.now() + 10000;
+  const deadline = Date.now() + 30000;  // a busy CI machine starts workers slowly
   for (;;) {
     const shown = (await registration.getNotifications()).filter((n) => n.timestamp >= since);
     if (shown.length) {
@@ -163,7 +163,7 @@ def deliver_push_quietly(page: Any, origin: str, payload: Any) -> int:
         return [r for r in registrations if r["scopeURL"] == f"{origin}/" and not r["isDeleted"]]
 
     # The registration list arrives as an event after `enable` returns; each round trip lets it through.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not ours() and time.monotonic() < deadline:
         page.evaluate("() => new Promise((resolve) => requestAnimationFrame(resolve))")
     assert ours(), registrations
