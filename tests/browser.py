@@ -69,6 +69,21 @@ def page(new_context: Callable[..., Any]) -> Any:
     return new_context().new_page()
 
 
+def signed_in_context(new_context: Callable[..., Any], user: Any, **options: Any) -> Any:
+    """A browser context already signed in as `user` (the session cookie of a force_login on 127.0.0.1)."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    context = new_context(**options)
+    context.add_cookies([{
+        "name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+        "domain": "127.0.0.1", "path": "/",
+    }])
+    return context
+
+
 def run_async(make_coroutine: Callable[[], Any], timeout: float = 60) -> Any:
     """Run asyncio code from a browser test: Playwright's loop owns the main thread, so use another thread."""
     import asyncio

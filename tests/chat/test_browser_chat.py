@@ -17,8 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.conf import settings
-from django.test import Client
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -26,6 +24,7 @@ from chat.e2ee_client import E2EEClient, Received
 from chat.models import Device, EpochWrap, GroupEpoch, Message
 from members.models import User
 from members.services import staff_remove
+from tests.browser import signed_in_context
 from tests.cast import PASSWORD, Cast
 from tests.servers import DaphneProcess
 
@@ -86,13 +85,7 @@ class Phone:
 def phone(server: DaphneProcess, new_context: Callable[..., Any]) -> Callable[[User], Phone]:
     # The server first, so it is stopped last: browsers close their sockets before Daphne shuts down.
     def make(user: User) -> Phone:
-        client = Client()
-        client.force_login(user)
-        context = new_context()
-        context.add_cookies([{
-            "name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-            "domain": "127.0.0.1", "path": "/",
-        }])
+        context = signed_in_context(new_context, user)
         return Phone(context, server, user)
 
     return make

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.test import Client, override_settings
+from django.test import override_settings
 from PIL import Image
 
 from members.models import User
+from tests.browser import signed_in_context
 from tests.servers import DaphneProcess
 
 
@@ -52,13 +53,7 @@ def signed_in(new_context: Callable[..., Any], server: DaphneProcess) -> Callabl
     tile = _tile()
 
     def make(user: User) -> Any:
-        client = Client()
-        client.force_login(user)
-        context = new_context()
-        context.add_cookies([{
-            "name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-            "domain": "127.0.0.1", "path": "/",
-        }])
+        context = signed_in_context(new_context, user)
         context.route("https://tiles.ntars.invalid/**", lambda route: route.fulfill(body=tile, content_type="image/png"))
         return context
 
