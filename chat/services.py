@@ -23,6 +23,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from alerts import push
+from alerts.models import AlertPrefs
 from alerts.services import push_to_users
 from chat import crypto
 from chat.models import (
@@ -156,10 +157,16 @@ def _push_urgent(*, message: Message, group: StreetGroup, envelope: bytes) -> No
     with_envelope = {**payload, "envelope": crypto.b64e(envelope)}
     if len(json.dumps(with_envelope, separators=(",", ":"), ensure_ascii=False).encode()) <= push.MAX_PAYLOAD_BYTES:
         payload = with_envelope
-    recipients = street_group_members(group=group).exclude(pk=message.sender_id).values_list("pk", flat=True)
-    ttl = max(60, int((message.expires_at - timezone.now()).total_seconds()))
-    push_to_users(user_ids=list(recipients), payload=payload, urgency="high", ttl=min(ttl, 24 * 3600),
-                  group_id=group.pk, expires_at=message.expires_at)
+    members = street_group_members(group=group).exclude(pk=message.sender_id)
+    recipients = set(members.values_list("pk", flat=True))
+    # People who chose "no preview" get neither the envelope nor a preview (docs/alerts.md "Push payloads").
+    hidden = set(AlertPrefs.objects.filter(user__in=members, no_preview=True).values_list("user_id", flat=True))
+    ttl = min(max(60, int((message.expires_at - timezone.now()).total_seconds())), 24 * 3600)
+    generic = {key: value for key, value in payload.items() if key != "envelope"} | {"preview": False}
+    for user_ids, variant in ((recipients - hidden, payload), (recipients & hidden, generic)):
+        if user_ids:
+            push_to_users(user_ids=sorted(user_ids), payload=variant, urgency="high", ttl=ttl,
+                          group_id=group.pk, expires_at=message.expires_at)
 
 
 def message_send(

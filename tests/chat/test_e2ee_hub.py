@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
-from alerts.models import BroadcastRecipient, PushDelivery, PushSubscription
+from alerts.models import AlertPrefs, BroadcastRecipient, PushDelivery, PushSubscription
 from alerts.services import broadcast_create
 from chat import crypto, services
 from chat.models import Device
@@ -146,6 +146,23 @@ async def test_it_pushes_urgent_messages_as_ciphertext_to_the_other_members(cast
     # bob's phone can open it with the epoch key it holds.
     opened = await sync_to_async(unseal)(cast.bob.pk, cast.gold_group.pk, crypto.b64d(payload["envelope"]))
     assert opened.text == secret
+    await alice.close()
+
+
+async def test_it_pushes_no_envelope_to_people_who_chose_no_preview(cast: Cast) -> None:
+    for user in (cast.bob, cast.warden):
+        await sync_to_async(PushSubscription.objects.create)(
+            user=user, endpoint=f"https://push.example.net/{user.pk}", p256dh="k", auth="a")
+    await sync_to_async(AlertPrefs.objects.create)(user=cast.warden, no_preview=True)
+    alice = await open_hub(cast.alice)
+    secret = f"canary {uuid.uuid4()}"
+    ack = await alice.post(cast.gold_group.pk, secret, urgent=True)
+    rows = await sync_to_async(lambda: {row.user_id: json.loads(bytes(row.payload))
+                                        for row in PushDelivery.objects.all()})()
+    assert set(rows) == {cast.bob.pk, cast.warden.pk}
+    assert rows[cast.bob.pk]["envelope"] == crypto.b64e(alice.last_envelope) and "preview" not in rows[cast.bob.pk]
+    assert rows[cast.warden.pk] == {"kind": "chat", "group": cast.gold_group.pk, "group_name": "Gold Street",
+                                    "seq": ack["seq"], "urgent": True, "preview": False}
     await alice.close()
 
 
