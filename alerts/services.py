@@ -370,7 +370,7 @@ def broadcast_banner(broadcast: Broadcast) -> dict[str, Any]:
         "created_at": broadcast.created_at.isoformat(),
         "expires_at": broadcast.expires_at.isoformat() if broadcast.expires_at else None,
         "photo_url": f"/alerts/broadcasts/{broadcast.pk}/photo" if broadcast.photo else None,
-        "url": f"/alerts/broadcasts/{broadcast.pk}",
+        "url": f"/alerts/broadcasts/{broadcast.pk}/",
     }
 
 
@@ -380,7 +380,7 @@ def broadcast_push_payload(broadcast: Broadcast, *, preview: bool) -> bytes:
         "type": "alert.broadcast",
         "id": broadcast.pk,
         "priority": broadcast.priority,
-        "url": f"/alerts/broadcasts/{broadcast.pk}",
+        "url": f"/alerts/broadcasts/{broadcast.pk}/",
         "tag": f"broadcast-{broadcast.pk}",
         "preview": preview,
     }

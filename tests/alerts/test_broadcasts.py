@@ -51,7 +51,7 @@ def test_it_reaches_exactly_the_members_on_the_chosen_streets(cast: Cast, fake_p
     assert fake_push.errors == []
     payload = fake_push.deliveries[0].json()
     assert payload == {
-        "type": "alert.broadcast", "id": broadcast.pk, "priority": "urgent", "url": f"/alerts/broadcasts/{broadcast.pk}",
+        "type": "alert.broadcast", "id": broadcast.pk, "priority": "urgent", "url": f"/alerts/broadcasts/{broadcast.pk}/",
         "tag": f"broadcast-{broadcast.pk}", "preview": True, "title": "Shoplifters",
         "body": "Group of 6 along the street, lock doors",
     }
@@ -90,6 +90,7 @@ def test_it_publishes_an_in_app_banner_to_each_recipient_after_commit(
     event = {"type": "alert.broadcast", "broadcast": services.broadcast_banner(broadcast)}
     assert layer.to_user(cast.alice.pk) == [event]
     assert event["broadcast"]["author"] == "Wendy Warden (BID warden)"
+    assert event["broadcast"]["url"] == f"/alerts/broadcasts/{broadcast.pk}/"  # the page, not the JSON
     assert layer.to_user(cast.charlie.pk) == []
 
 
