@@ -15,7 +15,7 @@
 // imported modules with the worker and re-checks them on update, so they need no PRECACHE entry.
 import { openFromNotification, showPush } from "/static/ntars/js/alerts-sw.js";
 
-const SHELL_VERSION = "75bf259100d8";
+const SHELL_VERSION = "17f340082071";
 const CACHE_PREFIX = "ntars-shell-";
 const SHELL_CACHE = `${CACHE_PREFIX}${SHELL_VERSION}`;
 const OFFLINE_URL = "/offline/";

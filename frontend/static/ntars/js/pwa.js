@@ -39,14 +39,9 @@ export async function registerServiceWorker() {
 }
 
 async function register() {
-  // A module worker, so later features (push previews decrypted with e2ee.js) can `import` shared code.
-  try {
-    return await navigator.serviceWorker.register(SW_URL, { scope: "/", type: "module" });
-  } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-    // Browsers without module workers: sw.js has no imports yet, so it also runs as a classic script.
-    return navigator.serviceWorker.register(SW_URL, { scope: "/" });
-  }
+  // A module worker only: sw.js imports alerts-sw.js (push notifications), so it cannot run as a classic
+  // script. Browsers without module service workers reject this; the site works on without a worker.
+  return navigator.serviceWorker.register(SW_URL, { scope: "/", type: "module" });
 }
 
 function showUpdateBanner(onAccept) {
