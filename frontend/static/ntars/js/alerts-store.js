@@ -58,11 +58,22 @@ export async function noPreview() {
   }
 }
 
-/** The chat client calls this for every directory entry it has checked: a sender device's Ed25519 key. */
-export async function rememberDeviceKey(user, device, signingPublic) {
+/**
+ * The chat client calls this for every directory entry it has checked: a sender device's Ed25519 key, and
+ * optionally the sender's display name (a preview then reads "<name>: <text>").
+ */
+export async function rememberDeviceKey(user, device, signingPublic, name = "") {
   if (!Number.isSafeInteger(user) || user < 1 || !DEVICE_ID.test(device)) throw new TypeError("bad directory entry");
   if (!(signingPublic instanceof Uint8Array) || signingPublic.length !== 32) throw new TypeError("bad key");
-  await run("directory", "readwrite", (store) => store.put({ user, device, signingPublic }));
+  const entry = { user, device, signingPublic, name: typeof name === "string" ? name.slice(0, 120) : "" };
+  await run("directory", "readwrite", (store) => store.put(entry));
+}
+
+/** The remembered display name of a sender (any of their devices), or "". */
+export async function senderNameOf(user, device) {
+  if (!Number.isSafeInteger(user) || typeof device !== "string") return "";
+  const entry = await run("directory", "readonly", (store) => store.get([user, device]));
+  return entry && typeof entry.name === "string" ? entry.name : "";
 }
 
 /** The remembered signing key of `device` if it belongs to `user`, else null (decryptMessage's deviceKey). */

@@ -6,7 +6,7 @@
 // cannot (no keys, unknown sender device, any check failing) or the person chose "no preview", it shows only
 // "New urgent message on <group>".
 import { KeyStore, b64d, decryptMessage } from "./e2ee.js";
-import { deviceKeyOf, getSetting, noPreview } from "./alerts-store.js";
+import { deviceKeyOf, getSetting, noPreview, senderNameOf } from "./alerts-store.js";
 import { ChatStore } from "./chat-store.js";
 
 const PREVIEW_CHARS = 160;
@@ -60,8 +60,10 @@ export async function chatPreviewText(data) {
       // the session's idle timeout from a phone in a pocket.
       deviceKey: (sender, device) => deviceKeyOf(sender, device),
     });
-    if (message.text.trim()) return previewLine(message.text);
-    return message.attachments.length ? "Photo" : null;
+    const said = message.text.trim() ? message.text : message.attachments.length ? "Photo" : "";
+    if (!said) return null;
+    const name = await senderNameOf(message.header.sender, message.header.device).catch(() => "");
+    return previewLine(name ? `${name}: ${said}` : said);
   } catch {
     return null; // the reason stays on the device: a lock screen shows the generic line either way
   } finally {

@@ -1,5 +1,6 @@
 // My groups, with unread counts kept live. The count is worked out on this phone (what the hub replays after
 // the last message read here, minus my own and withdrawn ones): the server does not know what was read.
+import { handleHubFrame } from "./alerts-banner.js";
 import { ApiError, pageConfig, renderKeyWarnings, say } from "./chat-common.js";
 import { ChatKeys } from "./chat-keys.js";
 import { HubSocket, hubUrl } from "./chat-socket.js";
@@ -54,6 +55,7 @@ async function start(config) {
   });
   socket.addEventListener("frame", (event) => {
     const frame = event.detail;
+    if (handleHubFrame(frame)) return; // a warden's broadcast: the in-app banner
     if (!unread.has(frame.group)) return;
     if (frame.type === "message" || frame.type === "retracted" || frame.type === "caught_up") {
       resumeFrom.set(frame.group, Math.max(resumeFrom.get(frame.group) ?? 0, frame.seq));

@@ -19,6 +19,7 @@ import {
   safetyNumber,
   signDeviceApproval,
 } from "./e2ee.js";
+import { rememberDeviceKey } from "./alerts-store.js";
 import { ApiError, api, apiBytes, deviceLabel } from "./chat-common.js";
 
 const utf8 = new TextEncoder();
@@ -179,7 +180,19 @@ export class ChatKeys {
     }
     this.directories.set(group, { at: Date.now(), members });
     await this.#checkPins(members);
+    await this.#rememberForPushes(members);
     return members;
+  }
+
+  /** The service worker checks chat previews with these keys when no page is open (docs/alerts.md). */
+  async #rememberForPushes(members) {
+    try {
+      for (const member of members.values()) {
+        for (const d of member.devices) await rememberDeviceKey(member.user, d.device_id, d.signPublic, member.name);
+      }
+    } catch {
+      // No IndexedDB (private mode) or an odd entry: pushes then show the generic line, chat works on.
+    }
   }
 
   /**

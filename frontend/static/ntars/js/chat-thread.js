@@ -1,6 +1,7 @@
 // One group's thread: live, end-to-end encrypted messages and the composer (text, photo, urgent).
 // Messages typed without signal wait in IndexedDB (chat-store.js) and go when the hub is back, with the same
 // client_id so the hub stores each once. Every message can be reported; your own can be withdrawn.
+import { handleHubFrame } from "./alerts-banner.js";
 import {
   ApiError,
   ROLE_LABELS,
@@ -150,6 +151,7 @@ class Thread {
   }
 
   #onFrame(frame) {
+    if (handleHubFrame(frame)) return; // a warden's broadcast: the in-app banner
     if (frame.type === "caught_up" || frame.type === "message" || frame.type === "retracted") {
       if (frame.seq > (this.lastSeq.get(frame.group) ?? 0)) this.lastSeq.set(frame.group, frame.seq);
     }
