@@ -34,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 MAX_ROTATION_TRIES = 3
 MAX_SEND_TRIES = 4
+# Re-read the group's key state before sending at most this often (as the browser does): members joining
+# need the next sender to rotate, which the server does not refuse sends for. Removals and rotations by
+# others are told over the socket (keys.changed / epoch.rotated) or refused by the hub, so nothing waits on it.
+EPOCH_RECHECK_SECONDS = 15.0
 
 
 class ApiError(Exception):
@@ -82,6 +86,7 @@ class _GroupKeys:
     seen: set[str] = field(default_factory=set)
     directory: dict[int, dict[str, Any]] | None = None
     directory_at: float = 0.0
+    epochs_at: float = 0.0  # when the server's epoch state was last read
 
 
 def _csrf_from(cookie_header: str) -> str:
@@ -270,6 +275,7 @@ class E2EEClient:
             state.epoch_keys[entry["epoch"]] = key
         state.current = answer["current"]
         state.needs_rotation = bool(answer["needs_rotation"])
+        state.epochs_at = time.monotonic()
         return state
 
     async def _any_device_key(self, group: int, device: str) -> bytes | None:
@@ -306,7 +312,10 @@ class E2EEClient:
 
     async def sending_epoch(self, group: int) -> int:
         """The epoch to send in now: the server's current one, rotated first when it asks for that."""
-        state = await self.refresh_epochs(group)
+        state = self._group(group)
+        if (state.needs_rotation or state.current not in state.epoch_keys
+                or time.monotonic() - state.epochs_at > EPOCH_RECHECK_SECONDS):
+            state = await self.refresh_epochs(group)
         for _ in range(MAX_ROTATION_TRIES):
             if not state.needs_rotation and state.current in state.epoch_keys:
                 return state.current
