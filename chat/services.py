@@ -166,7 +166,7 @@ def _push_urgent(*, message: Message, group: StreetGroup, envelope: bytes) -> No
     for user_ids, variant in ((recipients - hidden, payload), (recipients & hidden, generic)):
         if user_ids:
             push_to_users(user_ids=sorted(user_ids), payload=variant, urgency="high", ttl=ttl,
-                          group_id=group.pk, expires_at=message.expires_at)
+                          topic=f"group-{group.pk}", group_id=group.pk, expires_at=message.expires_at)
 
 
 def message_send(

@@ -140,6 +140,7 @@ async def test_it_pushes_urgent_messages_as_ciphertext_to_the_other_members(cast
     assert [row.user_id for row in rows] == [cast.bob.pk]  # not the sender, not outside the group
     row = rows[0]
     assert row.urgency == "high" and secret.encode() not in bytes(row.payload)
+    assert row.topic == f"group-{cast.gold_group.pk}"  # a newer urgent message replaces one still waiting
     payload = json.loads(bytes(row.payload))
     assert payload == {"kind": "chat", "group": cast.gold_group.pk, "group_name": "Gold Street", "seq": ack["seq"],
                        "urgent": True, "envelope": crypto.b64e(envelope)}
