@@ -9,6 +9,7 @@ against tests/alerts/fake_push.py with the same VAPID key the server hands to br
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -101,3 +102,26 @@ def test_it_pushes_a_shopkeepers_urgent_chat_message_to_other_members(
     assert shown["requireInteraction"] is True
     assert shown["data"]["url"] == f"/chat/{group.pk}/"
     assert alice_problems == [] and bob_problems == []
+
+
+def test_it_shows_a_wardens_broadcast_as_a_banner_on_an_open_chat_page(
+    cast: Cast, server: DaphneProcess, new_context: Callable[..., Any]
+) -> None:
+    alice = phone_page(new_context, server, cast.alice)
+    problems = watched(alice)
+    open_thread(alice, f"{server.url}/chat/{cast.gold_group.pk}/")  # the chat page's own hub socket
+
+    warden = phone_page(new_context, server, cast.warden)
+    warden.goto(f"{server.url}/alerts/broadcasts/new/")
+    warden.get_by_label("Title", exact=True).fill("Lock your doors")
+    warden.get_by_label("Text", exact=True).fill("Group of 6 on Gold Street.")
+    warden.get_by_role("radio", name="Urgent").check()
+    warden.get_by_role("group", name="Streets (people of the businesses there)").get_by_label("Gold Street").check()
+    warden.get_by_role("button", name="Send broadcast").click()
+    expect(warden.get_by_text("Broadcast sent to 2 people.")).to_be_visible()
+
+    banner = alice.get_by_role("alert").filter(has=alice.get_by_role("heading", name="Urgent: Lock your doors"))
+    expect(banner).to_be_visible()
+    expect(banner.get_by_text("Group of 6 on Gold Street.")).to_be_visible()
+    expect(banner.get_by_role("link", name="Open")).to_have_attribute("href", re.compile(r"^/alerts/broadcasts/\d+/$"))
+    assert problems == []
