@@ -59,8 +59,9 @@ def _make_members(count: int) -> tuple[int, list[str]]:
 
     from members.models import Agreement, AgreementAcceptance, Business, Role, Street, StreetGroup, User
 
-    street, _ = Street.objects.get_or_create(name="Bench Street", slug="bench-street")
-    group, _ = StreetGroup.objects.get_or_create(name="Bench Street", kind=StreetGroup.Kind.STREET)
+    run = secrets.token_hex(3)  # fresh people and group each run, also on a reused PostgreSQL database
+    street, _ = Street.objects.get_or_create(name=f"Bench Street {run}", slug=f"bench-street-{run}")
+    group, _ = StreetGroup.objects.get_or_create(name=f"Bench Street {run}", kind=StreetGroup.Kind.STREET)
     group.streets.add(street)
     agreement, _ = Agreement.objects.get_or_create(kind=Agreement.Kind.DATA_SHARING, version=1,
                                                    defaults={"title": "DSA", "body": "x"})
@@ -68,11 +69,11 @@ def _make_members(count: int) -> tuple[int, list[str]]:
     cookies = []
     for i in range(count):
         business, _ = Business.objects.get_or_create(
-            name=f"Bench shop {i}", trading_address=f"{i} Bench Street",
+            name=f"Bench shop {i}", trading_address=f"{i} Bench Street {run}",
             defaults={"street": street, "kind": Business.Kind.LEVY_PAYER, "status": Business.Status.ACTIVE},
         )
         user, _ = User.objects.get_or_create(
-            email=f"member{i}@bench.example",
+            email=f"member{i}-{run}@bench.example",
             defaults={"full_name": f"Member {i}", "role": Role.STAFF, "business": business, "password": password},
         )
         AgreementAcceptance.objects.get_or_create(user=user, agreement=agreement)

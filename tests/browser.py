@@ -30,7 +30,10 @@ PHONE = {"width": 360, "height": 740}
 def playwright_instance() -> Iterator[Any]:
     # Playwright's sync API runs its own event loop; Django must allow sync DB calls alongside it.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Two cores shared with Daphne, the test process and Chromium: allow more than Playwright's 5 s default.
+    expect.set_options(timeout=15_000)
 
     with sync_playwright() as playwright:
         yield playwright
