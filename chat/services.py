@@ -371,8 +371,9 @@ class Registered:
 def device_register(
     *, user: User, device_id: Any, label: Any, sign_pub: Any, dh_pub: Any, request: Any = None
 ) -> Registered:
-    """Add a device's public keys to the directory: approved at once if the user has no approved device, else
-    pending until one of their approved devices signs for it. Registering the same keys again is a no-op."""
+    """Add a device's public keys to the directory: approved at once for a user's first device (or the first after
+    a BID admin re-enrolled them), else pending until one of their approved devices signs for it. Registering the
+    same keys again is a no-op."""
     device_id = _check_device_id(device_id)
     sign_pub = _check_public(sign_pub, agreement=False)
     dh_pub = _check_public(dh_pub, agreement=True)
@@ -390,7 +391,12 @@ def device_register(
         if unrevoked.count() >= MAX_DEVICES_PER_USER:
             raise KeysRefused("too_many_devices", f"at most {MAX_DEVICES_PER_USER} devices; revoke one first",
                               status=409)
-        first = not unrevoked.filter(status=Device.Status.APPROVED).exists()
+        # Approved at once only when the user has no device history at all, or a BID admin re-enrolled them
+        # (which revokes with reason "reenrolled"). Revoking one's own last device does not reopen the door:
+        # otherwise a stolen session could swap in its own keys without any existing device signing for them.
+        first = not Device.objects.filter(user=user).exclude(
+            status=Device.Status.REVOKED, revoked_reason="reenrolled"
+        ).exists()
         now = timezone.now()
         device = Device.objects.create(
             device_id=device_id, user=user, label=label, sign_pub=sign_pub, dh_pub=dh_pub,

@@ -115,11 +115,12 @@ def test_it_revokes_a_device_and_asks_its_groups_to_rotate(
     assert state.needs_rotation and state.rotation_required  # a recipient of the current key is gone
     assert AuditEvent.objects.filter(action="chat.device_revoke", object_id=phone, actor=cast.alice).count() == 1
     assert not selectors.device_usable(user_id=cast.alice.pk, device_id=phone)
-    # A revoked device cannot come back; new keys are a new device (her first approved one again).
+    # A revoked device cannot come back; new keys are a new device, and with no approved device left to sign
+    # for it, it waits for a BID admin's re-enrolment (a stolen session cannot swap in its own keys).
     _, _, back = register_device(alice, phone_keys, device_id=phone)
     assert (back.status_code, back.json()["error"]) == (409, "revoked")
     _, _, fresh = register_device(alice)
-    assert fresh.json()["status"] == "approved"
+    assert fresh.json()["status"] == "pending"
     # Revoking is for one's own devices only.
     bobs, _, _ = register_device(api_client(cast.bob))
     assert api_post(alice, f"devices/{bobs}/revoke").status_code == 404

@@ -54,7 +54,7 @@ class DevicesPage {
     const pending = this.device.status === "pending";
     this.thisDevice.replaceChildren(
       el("p", {}, "Status: ", el("strong", { class: "device-status", text: STATUS_TEXT[this.device.status] || this.device.status })),
-      ...(pending ? [el("p", { class: "notice warning", text: "Open this page on one of your other devices and approve this one. Check that the number below matches the one shown there." })] : []),
+      ...(pending ? [el("p", { class: "notice warning", text: "Open this page on one of your other devices and approve this one. Check that the number below matches the one shown there. No other device left? Ask the BID office to re-enrol you." })] : []),
       el("p", { class: "help", text: "This device’s fingerprint:" }),
       digits(print),
     );
