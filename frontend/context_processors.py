@@ -30,6 +30,7 @@ NAV_ITEMS: list[tuple[str, str, frozenset[str] | None]] = [
 
 # What each page is for, shown on its home-page tile (url name -> one line). Every menu item but Home is a tile.
 TILE_TEXT: dict[str, str] = {
+    "chat:groups": "Your street groups: warn neighbours in seconds, end-to-end encrypted.",
     "reports:new": "Report an incident: a kind and a sentence is enough, photos welcome.",
     "reports:mine": "Follow what happened to the reports you made.",
     "reports:inbox": "Reports to triage, assign, share and close.",
